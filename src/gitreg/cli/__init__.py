@@ -1,0 +1,254 @@
+"""The gitreg command line: thin commands -> Registry -> render (rich or --json).
+
+The only package that prints. Every command goes through :func:`command`, the error funnel:
+a GitregError becomes one line on stderr and exit code 1; ``--traceback`` or GITREG_DEBUG=1
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from gitreg import __version__
+from gitreg.cli import render
+from gitreg.errors import GitregError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="gitreg",
+    help="A Git-native model registry: versions are Git tags, bytes live in DVC, "
+    "stages change by pull request.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class State:
+    path: Path = Path(".")
+    traceback: bool = False
+
+
+state = State()
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _debug() -> bool:
+    return state.traceback or os.environ.get("GITREG_DEBUG", "") not in ("", "0")
+
+
+def command(fn: F) -> F:
+    """The error funnel: GitregError -> one line on stderr, exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except GitregError as e:
+            if _debug():
+                raise
+            render.error(e)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            render.error_text("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        render.out(f"gitreg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    path: Annotated[
+        Path, typer.Option("-C", help="Run as if gitreg was started in PATH (the registry repo).")
+    ] = Path("."),
+    traceback: Annotated[
+        bool, typer.Option("--traceback", help="Show the full traceback on errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    state.path = path
+    state.traceback = traceback
+
+
+def _registry() -> Any:
+    from gitreg.registry import Registry
+
+    return Registry(state.path)
+
+
+def _bundle_progress() -> render.TransferProgress:
+    return render.TransferProgress()
+
+
+# -- init ----------------------------------------------------------------------------------------
+@app.command()
+@command
+def init(
+    remote: Annotated[
+        str | None,
+        typer.Option(
+            help="DVC remote: a folder path or s3://bucket/prefix. Default: a local folder outside the repo."
+        ),
+    ] = None,
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="S3-compatible endpoint (MinIO, moto, …) for an s3:// remote.")
+    ] = None,
+    ci: Annotated[str, typer.Option(help="CI templates to write: github, gitlab or none.")] = "github",
+    json: JsonOpt = False,
+) -> None:
+    """Make this folder a registry: Git, DVC and its remote, models.yaml, CI templates; one commit."""
+    from gitreg.registry import Registry
+
+    result = Registry.init(state.path, remote=remote, endpoint_url=endpoint_url, ci=ci)
+    render.init_result(result, json)
+
+
+# -- register ------------------------------------------------------------------------------------
+@app.command()
+@command
+def register(
+    bundle_dir: Annotated[
+        Path, typer.Argument(help="Bundle folder: policy.pt + metadata.json (+ more files).")
+    ],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name, e.g. policy.")],
+    version: Annotated[
+        str | None, typer.Option(help="Explicit version name (default: now, UTC: v2025-07-06--18h51).")
+    ] = None,
+    message: Annotated[str | None, typer.Option("--message", help="A note kept in the tag message.")] = None,
+    push: Annotated[bool, typer.Option(help="Push the commit and tag to the Git remote.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Register a bundle as a new version: upload its bytes with DVC, commit the pointers, tag."""
+    reg = _registry()
+    with _bundle_progress() as progress:
+        result = reg.register(
+            bundle_dir, model, version=version, message=message, push=push, progress=progress
+        )
+    render.register_result(result, json)
+
+
+# -- list ----------------------------------------------------------------------------------------
+@app.command("list")
+@command
+def list_(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model.")] = None,
+    stage: Annotated[str | None, typer.Option(help="Only versions holding this stage.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only versions with this status: registered, validated, failed.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most N versions, newest first; 0 for all.")] = 50,
+    json: JsonOpt = False,
+) -> None:
+    """List versions, newest first (reads tags, notes and models.yaml in a few git calls)."""
+    rows = _registry().versions(model=model, status=status, stage=stage, limit=limit or None)
+    render.version_list(rows, json)
+
+
+# -- show ----------------------------------------------------------------------------------------
+@app.command()
+@command
+def show(
+    version: Annotated[str, typer.Argument(help="A version, e.g. v2025-07-06--18h51.")],
+    json: JsonOpt = False,
+) -> None:
+    """Everything about one version: metadata, metrics, files, stages, validation, lineage."""
+    render.version_detail(_registry().get(version), json)
+
+
+# -- compare -------------------------------------------------------------------------------------
+@app.command()
+@command
+def compare(
+    versions: Annotated[list[str], typer.Argument(help="Two or more versions.")],
+    json: JsonOpt = False,
+) -> None:
+    """Metrics side by side with the winner per metric, and the parameters that differ."""
+    render.comparison(_registry().compare(versions), json)
+
+
+# -- pull ----------------------------------------------------------------------------------------
+@app.command()
+@command
+def pull(
+    version: Annotated[str, typer.Argument(help="A version, e.g. v2025-07-06--18h51.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Target folder (default ./VERSION).")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Materialize a version's bundle into a folder, every file's md5 verified; no checkout."""
+    reg = _registry()
+    with _bundle_progress() as progress:
+        result = reg.pull(version, out, progress=progress)
+    render.pull_result(result, json)
+
+
+# -- validate ------------------------------------------------------------------------------------
+@app.command()
+@command
+def validate(
+    version: Annotated[str, typer.Argument(help="A version, e.g. v2025-07-06--18h51.")],
+    record: Annotated[
+        bool, typer.Option(help="Store the result on the tag (git notes, refs/notes/gitreg).")
+    ] = False,
+    push: Annotated[bool, typer.Option(help="Push the notes to the Git remote (with --record).")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds allowed for loading and the forward pass.")] = 120.0,
+    memory_mb: Annotated[int, typer.Option(help="Memory limit (MiB) of the loading process.")] = 8192,
+    json: JsonOpt = False,
+) -> None:
+    """Check a version: digests, metadata, safe load in a sandbox, a forward pass. Exit 1 on failure."""
+    if push and not record:
+        raise GitregError("--push needs --record", "gitreg validate VERSION --record --push")
+    reg = _registry()
+    with _bundle_progress() as progress:
+        result = reg.validate(
+            version, record=record, push=push, timeout_s=timeout, memory_mb=memory_mb, progress=progress
+        )
+    render.validation(result, json, recorded=record)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+# -- demo ----------------------------------------------------------------------------------------
+@app.command()
+@command
+def demo(
+    workdir: Annotated[
+        Path | None, typer.Option(help="Folder for the throwaway registry (default: a new temp folder).")
+    ] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the demo folder afterwards.")] = False,
+) -> None:
+    """Run the guided demo on a throwaway registry (local bare Git remote, local DVC remote)."""
+    from gitreg.cli.demo import run_demo
+
+    run_demo(workdir, keep=keep)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except GitregError as e:  # raised outside a command (e.g. by a callback)
+        if _debug():
+            raise
+        render.error(e)
+        sys.exit(1)

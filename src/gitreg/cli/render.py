@@ -1,0 +1,319 @@
+"""Rendering: rich tables for people, JSON for machines. Nothing here talks to Git or DVC."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import os
+import sys
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from pydantic import BaseModel
+
+from gitreg.errors import GitregError
+
+_console: Any = None
+_err_console: Any = None
+
+
+def console() -> Any:
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console(highlight=False, soft_wrap=False)
+        if not _console.is_terminal and "COLUMNS" not in os.environ:
+            _console.width = 200  # pipes and logs: don't clip tables at 80 columns
+    return _console
+
+
+def err_console() -> Any:
+    global _err_console
+    if _err_console is None:
+        from rich.console import Console
+
+        _err_console = Console(stderr=True, highlight=False)
+    return _err_console
+
+
+def out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def emit_json(data: Any) -> None:
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json", by_alias=True)
+    elif isinstance(data, list):
+        data = [d.model_dump(mode="json", by_alias=True) if isinstance(d, BaseModel) else d for d in data]
+    sys.stdout.write(jsonlib.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def error(e: GitregError) -> None:
+    line = f"error: {e.message}" + (f" — {e.hint}" if e.hint else "")
+    sys.stderr.write(" ".join(line.split("\n")) + "\n")
+
+
+def error_text(text: str) -> None:
+    sys.stderr.write(f"error: {text}\n")
+
+
+def _when(d: datetime) -> str:
+    return d.strftime("%Y-%m-%d %H:%M")
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "—"
+    if x == int(x) and abs(x) < 1e15:
+        return str(int(x))
+    return f"{x:.4g}"
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+_STATUS_STYLE = {"validated": "green", "failed": "red", "registered": "yellow"}
+
+
+# -- progress ------------------------------------------------------------------------------------
+class TransferProgress:
+    """A callable progress(file, done, total) drawing rich bars on stderr when it is a terminal."""
+
+    def __init__(self, min_bytes: int = 8 << 20) -> None:
+        self.min_bytes = min_bytes
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+        self.enabled = sys.stderr.isatty()
+
+    def __enter__(self) -> TransferProgress:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        if not self.enabled or total < self.min_bytes:
+            return
+        if self._progress is None:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=err_console(),
+                transient=True,
+            )
+            self._progress.start()
+        if name not in self._tasks:
+            self._tasks[name] = self._progress.add_task(name, total=total)
+        self._progress.update(self._tasks[name], completed=done)
+
+
+# -- commands --------------------------------------------------------------------------------------
+def init_result(r: Any, as_json: bool) -> None:
+    if as_json:
+        return emit_json(r)
+    if not r.changed:
+        out(f"{r.root} is already a gitreg registry; nothing changed.")
+        out(f"DVC remote: {r.remote_url}")
+        return
+    out(f"Initialized a gitreg registry in {r.root}" + (" (new Git repository)" if r.created_git else ""))
+    out(f"DVC remote: {r.remote_url}")
+    out(f"Committed {r.commit[:10] if r.commit else ''}: {', '.join(r.written)}")
+    out("Next: gitreg register BUNDLE_DIR --model NAME")
+
+
+def register_result(r: Any, as_json: bool) -> None:
+    if as_json:
+        return emit_json(r)
+    total = sum(f.size for f in r.files)
+    out(r.version)
+    sys.stderr.write(
+        f"registered {r.model} {r.version}: {len(r.files)} files, {_size(total)}, "
+        f"commit {r.commit[:10]}" + (f", pushed to {r.remote}" if r.pushed else "") + "\n"
+    )
+
+
+def version_list(rows: list[Any], as_json: bool) -> None:
+    if as_json:
+        return emit_json(rows)
+    if not rows:
+        out("No versions. Register one with: gitreg register BUNDLE_DIR --model NAME")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("VERSION", "MODEL", "ALGORITHM", "STATUS", "STAGES", "CREATED", "METRICS"):
+        table.add_column(col, no_wrap=col != "METRICS")
+    for r in rows:
+        metrics = "  ".join(f"{k}={_num(v)}" for k, v in list(r.metrics.items())[:3])
+        if len(r.metrics) > 3:
+            metrics += f"  (+{len(r.metrics) - 3})"
+        style = _STATUS_STYLE.get(r.status, "")
+        table.add_row(
+            r.version,
+            r.model,
+            r.algorithm,
+            f"[{style}]{r.status}[/]",
+            ", ".join(r.stages) or "—",
+            _when(r.created_at),
+            metrics or "—",
+        )
+    console().print(table)
+
+
+def version_detail(v: Any, as_json: bool) -> None:
+    if as_json:
+        return emit_json(v)
+    from rich.table import Table
+
+    c = console()
+    c.print(
+        f"[bold]{v.model} {v.version}[/]  [{_STATUS_STYLE.get(v.status, '')}]{v.status}[/]"
+        + (f"  stages: {', '.join(v.stages)}" if v.stages else "")
+    )
+    kv = Table.grid(padding=(0, 2))
+    kv.add_column(style="dim")
+    kv.add_column()
+    kv.add_row("algorithm", v.algorithm)
+    kv.add_row("framework", v.framework)
+    kv.add_row("created", v.created_at.isoformat())
+    kv.add_row("registered", f"{v.registered_at.isoformat()} by {v.registered_by}")
+    kv.add_row("commit", v.commit)
+    if v.description:
+        kv.add_row("description", v.description)
+    if v.env_id:
+        kv.add_row("env_id", v.env_id)
+    if v.input_shape:
+        kv.add_row("input_shape", str(v.input_shape))
+    for key in ("data_version", "code_commit", "parent"):
+        val = getattr(v.lineage, key)
+        if val:
+            kv.add_row(key, val)
+    if v.message:
+        kv.add_row("message", v.message)
+    c.print(kv)
+    if v.metrics:
+        t = Table(title="metrics", title_justify="left", box=None, header_style="bold")
+        t.add_column("name")
+        t.add_column("value", justify="right")
+        for k, x in v.metrics.items():
+            t.add_row(k, _num(x))
+        c.print(t)
+    if v.parameters:
+        t = Table(title="parameters", title_justify="left", box=None, header_style="bold")
+        t.add_column("name")
+        t.add_column("value")
+        for k, x in v.parameters.items():
+            t.add_row(k, jsonlib.dumps(x) if not isinstance(x, str) else x)
+        c.print(t)
+    t = Table(title="files", title_justify="left", box=None, header_style="bold")
+    t.add_column("path")
+    t.add_column("size", justify="right")
+    t.add_column("md5")
+    for f in v.files:
+        t.add_row(f.path, _size(f.size), f.md5)
+    c.print(t)
+    if v.validation is None:
+        c.print("[dim]validation: none recorded (run: gitreg validate " + v.version + " --record)[/]")
+    else:
+        rec = v.validation
+        verdict = "[green]passed[/]" if rec.passed else "[red]failed[/]"
+        c.print(f"validation: {verdict} at {rec.checked_at.isoformat()} by {rec.checked_by or '?'}")
+        for check in rec.checks:
+            mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
+            c.print(f"  {mark} {check.name}: {check.detail}")
+
+
+def comparison(cmp: Any, as_json: bool) -> None:
+    if as_json:
+        return emit_json(cmp)
+    from rich.table import Table
+
+    c = console()
+    t = Table(box=None, header_style="bold")
+    t.add_column("METRIC")
+    for v in cmp.versions:
+        t.add_column(v, justify="right")
+    t.add_column("BETTER")
+    for row in cmp.metrics:
+        cells = []
+        for v in cmp.versions:
+            text = _num(row.values.get(v))
+            cells.append(f"[bold green]{text} ★[/]" if row.winner == v else text)
+        better = {"higher": "higher ↑", "lower": "lower ↓"}.get(row.direction or "", "?")
+        t.add_row(row.name, *cells, better)
+    if cmp.metrics:
+        c.print(t)
+    else:
+        out("No metrics recorded for these versions.")
+    wins: dict[str, int] = {}
+    for row in cmp.metrics:
+        if row.winner:
+            wins[row.winner] = wins.get(row.winner, 0) + 1
+    if wins:
+        summary = ", ".join(f"{v} wins {n}" for v, n in sorted(wins.items(), key=lambda kv: -kv[1]))
+        c.print(f"[dim]{summary} of {len(cmp.metrics)} metrics[/]")
+    differing = [p for p in cmp.parameters if p.differs]
+    if differing:
+        p = Table(title="parameters that differ", title_justify="left", box=None, header_style="bold")
+        p.add_column("PARAMETER")
+        for v in cmp.versions:
+            p.add_column(v)
+        for row in differing:
+            p.add_row(
+                row.name,
+                *(
+                    "—" if row.values.get(v) is None else jsonlib.dumps(row.values.get(v))
+                    for v in cmp.versions
+                ),
+            )
+        c.print(p)
+    elif cmp.parameters:
+        c.print("[dim]parameters: identical[/]")
+
+
+def pull_result(r: Any, as_json: bool) -> None:
+    if as_json:
+        return emit_json(r)
+    total = sum(f.size for f in r.files)
+    out(r.out)
+    sys.stderr.write(f"pulled {r.model} {r.version}: {len(r.files)} files, {_size(total)}, md5 verified\n")
+
+
+def validation(rec: Any, as_json: bool, recorded: bool) -> None:
+    if as_json:
+        return emit_json(rec)
+    c = console()
+    verdict = "[bold green]PASSED[/]" if rec.passed else "[bold red]FAILED[/]"
+    c.print(f"{rec.version}: validation {verdict}")
+    for check in rec.checks:
+        mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
+        c.print(f"  {mark} {check.name}: {check.detail}")
+    if rec.load_seconds is not None:
+        extra = (
+            f", forward pass {rec.forward_seconds * 1000:.1f} ms" if rec.forward_seconds is not None else ""
+        )
+        c.print(f"  load {rec.load_seconds * 1000:.0f} ms{extra}")
+    if recorded:
+        c.print("  recorded on the tag (refs/notes/gitreg)")

@@ -1,0 +1,159 @@
+"""The one exception tree of gitreg.
+
+Every error carries a ``message`` (what is wrong) and a ``hint`` (how to fix it), and keeps
+its inputs as attributes so that callers and tests can inspect them without parsing strings.
+Only the CLI turns them into text.
+"""
+
+from __future__ import annotations
+
+
+class GitregError(Exception):
+    """Root of every error gitreg raises on purpose."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class InvalidVersionName(GitregError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"{name!r} is not a version name",
+            "versions look like v2025-07-06--18h51 (UTC), optionally with -2, -3, …",
+        )
+        self.name = name
+
+
+class InvalidModelName(GitregError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"{name!r} is not a valid model name",
+            "use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit",
+        )
+        self.name = name
+
+
+class VersionNotFound(GitregError):
+    def __init__(self, version: str, model: str | None = None) -> None:
+        what = f"model {model!r} has no version {version!r}" if model else f"no version {version!r}"
+        super().__init__(f"{what} in this registry", "run `gitreg list` to see the versions")
+        self.version = version
+        self.model = model
+
+
+class VersionExists(GitregError):
+    def __init__(self, version: str) -> None:
+        super().__init__(
+            f"version {version} already exists",
+            "versions are immutable: omit --version to get the next free name",
+        )
+        self.version = version
+
+
+class ModelNotFound(GitregError):
+    def __init__(self, model: str) -> None:
+        super().__init__(f"no model {model!r} in this registry", "run `gitreg list` to see the models")
+        self.model = model
+
+
+class BundleError(GitregError):
+    """A bundle folder that cannot be registered as it is."""
+
+    def __init__(self, path: str, problem: str, hint: str) -> None:
+        super().__init__(f"bundle {path}: {problem}", hint)
+        self.path = path
+        self.problem = problem
+
+
+class MetadataError(GitregError):
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(
+            f"{source}: {problem}",
+            "metadata.json needs at least algo (or algorithm), framework and created_at",
+        )
+        self.source = source
+        self.problem = problem
+
+
+class ManifestError(GitregError):
+    def __init__(self, path: str, problem: str, hint: str = "", line: int | None = None) -> None:
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {problem}", hint or "fix models.yaml (see `gitreg check`)")
+        self.path = path
+        self.problem = problem
+        self.line = line
+
+
+class NotARegistry(GitregError):
+    def __init__(self, path: str, problem: str = "is not a gitreg registry") -> None:
+        super().__init__(f"{path} {problem}", "run `gitreg init` there, or pass -C PATH")
+        self.path = path
+
+
+class GitError(GitregError):
+    """A git command that failed; ``command`` and ``stderr`` are kept."""
+
+    def __init__(self, command: str, stderr: str, hint: str = "") -> None:
+        first = stderr.strip().splitlines()[-1] if stderr.strip() else "failed"
+        super().__init__(f"git {command}: {first}", hint or "see the git message above")
+        self.command = command
+        self.stderr = stderr
+
+
+class DirtyWorkingTree(GitregError):
+    def __init__(self, paths: list[str]) -> None:
+        shown = ", ".join(paths[:3]) + (" …" if len(paths) > 3 else "")
+        super().__init__(
+            f"uncommitted changes in {shown}",
+            "commit or stash them first (`git status` shows them)",
+        )
+        self.paths = paths
+
+
+class RegistryLocked(GitregError):
+    def __init__(self, lock_path: str, holder: str) -> None:
+        super().__init__(
+            f"another gitreg command holds the registry lock ({holder})",
+            f"wait for it to finish; if no gitreg runs, remove {lock_path}",
+        )
+        self.lock_path = lock_path
+        self.holder = holder
+
+
+class StorageError(GitregError):
+    """The DVC cache or remote could not store or return a bundle's bytes."""
+
+    def __init__(self, problem: str, hint: str = "") -> None:
+        super().__init__(problem, hint or "check the DVC remote (`dvc remote list`) and its credentials")
+        self.problem = problem
+
+
+class DigestMismatch(GitregError):
+    def __init__(self, path: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"{path}: md5 {actual} does not match its pointer ({expected})",
+            "the stored bytes are corrupt or were replaced; nothing was written",
+        )
+        self.path = path
+        self.expected = expected
+        self.actual = actual
+
+
+class OutputExists(GitregError):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} already exists and is not empty", "pass another --out, or remove it first")
+        self.path = path
+
+
+class ValidationFailed(GitregError):
+    """Raised by the CLI layer only when the caller asked for a failing exit."""
+
+    def __init__(self, version: str, reason: str) -> None:
+        super().__init__(f"{version} failed validation: {reason}", "see `gitreg show` for the record")
+        self.version = version
+        self.reason = reason

@@ -1,0 +1,352 @@
+"""The only module that runs git.
+
+Reads are batched so that listing stays fast at any number of versions: one
+``git for-each-ref`` for every version tag with its message, one ``git notes list`` plus one
+``git cat-file --batch`` for every validation record. Commands run through ``run_git`` (a plain
+subprocess: importing GitPython alone costs more than listing 10,000 tags); GitPython is
+available lazily as ``GitRepo.repo`` for object-model work. Only plain dataclasses leave here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitreg.errors import GitError, NotARegistry
+
+if TYPE_CHECKING:
+    from git import Repo
+
+NOTES_REF = "refs/notes/gitreg"
+_TAG_GLOB = "refs/tags/v[0-9][0-9][0-9][0-9]-*"
+_FIELDS = (
+    "%(refname:strip=2)",
+    "%(objectname)",
+    "%(objecttype)",
+    "%(*objectname)",
+    "%(taggername)",
+    "%(taggeremail:trim)",
+    "%(taggerdate:iso-strict)",
+    "%(contents)",
+)
+_FORMAT = "%00".join(_FIELDS) + "%00"
+
+
+@dataclass(frozen=True)
+class TagRecord:
+    name: str
+    object: str  # the tag object (annotated) or the commit (lightweight)
+    commit: str  # the commit the tag points at
+    annotated: bool
+    tagger_name: str
+    tagger_email: str
+    tagger_date: datetime | None
+    message: str
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    path: str
+    mode: str
+    type: str
+    sha: str
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("GIT_TERMINAL_PROMPT", "0")
+    env["LC_ALL"] = "C"
+    return env
+
+
+def run_git(
+    args: Sequence[str], cwd: Path | str, *, input: bytes | None = None, check: bool = True
+) -> subprocess.CompletedProcess[bytes]:
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, input=input, capture_output=True, env=_env(), check=False
+        )
+    except FileNotFoundError:
+        raise GitError(args[0], "git is not installed", "install git 2.30 or newer") from None
+    if check and proc.returncode != 0:
+        raise GitError(" ".join(args[:2]), proc.stderr.decode(errors="replace"))
+    return proc
+
+
+def find_root(path: Path) -> Path | None:
+    proc = run_git(["rev-parse", "--show-toplevel"], path, check=False)
+    if proc.returncode != 0:
+        return None
+    return Path(proc.stdout.decode().strip())
+
+
+class GitRepo:
+    """A working-tree Git repository (the registry repo)."""
+
+    def __init__(self, path: Path | str) -> None:
+        p = Path(path)
+        if not p.is_dir():
+            raise NotARegistry(str(path), "does not exist")
+        root = find_root(p)
+        if root is None:
+            raise NotARegistry(str(path), "is not inside a Git repository")
+        self.root = root
+        self._repo: Repo | None = None
+
+    @classmethod
+    def init(cls, path: Path) -> GitRepo:
+        path.mkdir(parents=True, exist_ok=True)
+        run_git(["init", "-q"], path)
+        return cls(path)
+
+    @property
+    def repo(self) -> Repo:
+        if self._repo is None:
+            from git import Repo
+
+            self._repo = Repo(self.root)
+        return self._repo
+
+    @property
+    def git_dir(self) -> Path:
+        out = run_git(["rev-parse", "--absolute-git-dir"], self.root).stdout.decode().strip()
+        return Path(out)
+
+    def _git(self, *args: str, input: bytes | None = None) -> str:
+        return run_git(args, self.root, input=input).stdout.decode()
+
+    # -- batched reads (the list/show/compare path) ------------------------------------------
+    def version_tags(self) -> list[TagRecord]:
+        """Every tag whose name starts like a version, with its message: one git call."""
+        out = run_git(["for-each-ref", f"--format={_FORMAT}", _TAG_GLOB], self.root).stdout
+        return _parse_tag_records(out.decode(errors="replace"))
+
+    def tag(self, name: str) -> TagRecord | None:
+        out = run_git(["for-each-ref", f"--format={_FORMAT}", f"refs/tags/{name}"], self.root).stdout
+        records = _parse_tag_records(out.decode(errors="replace"))
+        return records[0] if records else None
+
+    def notes(self, ref: str = NOTES_REF) -> dict[str, str]:
+        """object id -> note text for every note under ``ref``: two git calls in all."""
+        proc = run_git(["notes", f"--ref={ref}", "list"], self.root, check=False)
+        if proc.returncode != 0:
+            return {}
+        pairs = [line.split() for line in proc.stdout.decode().splitlines() if line.strip()]
+        blobs = self.read_objects([note for note, _ in pairs])
+        return {target: blobs[note].decode(errors="replace") for note, target in pairs if note in blobs}
+
+    def note_for(self, obj: str, ref: str = NOTES_REF) -> str | None:
+        proc = run_git(["notes", f"--ref={ref}", "show", obj], self.root, check=False)
+        return proc.stdout.decode(errors="replace") if proc.returncode == 0 else None
+
+    def read_objects(self, shas: Iterable[str]) -> dict[str, bytes]:
+        """Object contents for many ids in one ``git cat-file --batch``; missing ones left out."""
+        wanted = list(dict.fromkeys(shas))
+        if not wanted:
+            return {}
+        out = run_git(["cat-file", "--batch"], self.root, input="\n".join(wanted).encode() + b"\n")
+        data = out.stdout
+        result: dict[str, bytes] = {}
+        pos = 0
+        for sha in wanted:
+            eol = data.index(b"\n", pos)
+            header = data[pos:eol].split()
+            pos = eol + 1
+            if len(header) == 2 and header[1] == b"missing":
+                continue
+            size = int(header[2])
+            result[sha] = data[pos : pos + size]
+            pos += size + 1
+        return result
+
+    def read_file(self, rev: str, path: str) -> bytes | None:
+        """A file's bytes at a revision, or None when it is not there."""
+        out = self.read_objects([f"{rev}:{path}"])
+        return out.get(f"{rev}:{path}")
+
+    def list_tree(self, rev: str, path: str) -> list[TreeEntry]:
+        proc = run_git(["ls-tree", "-r", "-z", rev, "--", path.rstrip("/") + "/"], self.root, check=False)
+        if proc.returncode != 0:
+            return []
+        entries = []
+        for item in proc.stdout.decode().split("\0"):
+            if not item:
+                continue
+            meta, name = item.split("\t", 1)
+            mode, typ, sha = meta.split()
+            entries.append(TreeEntry(name, mode, typ, sha))
+        return entries
+
+    def rev_parse(self, rev: str) -> str | None:
+        proc = run_git(["rev-parse", "--verify", "-q", f"{rev}^{{commit}}"], self.root, check=False)
+        return proc.stdout.decode().strip() or None
+
+    # -- working tree ------------------------------------------------------------------------
+    def has_commits(self) -> bool:
+        return self.rev_parse("HEAD") is not None
+
+    def current_branch(self) -> str | None:
+        proc = run_git(["symbolic-ref", "-q", "--short", "HEAD"], self.root, check=False)
+        return proc.stdout.decode().strip() or None
+
+    def changed_paths(self, paths: Sequence[str]) -> list[str]:
+        """Paths (under ``paths``) with staged, unstaged or untracked changes."""
+        out = run_git(
+            ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *paths], self.root
+        ).stdout.decode()
+        changed = []
+        items = out.split("\0")
+        i = 0
+        while i < len(items):
+            item = items[i]
+            i += 1
+            if not item:
+                continue
+            changed.append(item[3:])
+            if item[0] in "RC":
+                i += 1  # the rename source follows
+        return changed
+
+    def restore(self, paths: Sequence[str]) -> None:
+        """Put ``paths`` back as HEAD has them: undo edits, remove files HEAD lacks."""
+        existing = [p for p in paths if (self.root / p).exists() or self._in_head(p)]
+        if not existing:
+            return
+        if self.has_commits():
+            run_git(["reset", "-q", "HEAD", "--", *existing], self.root, check=False)
+            tracked = [p for p in existing if self._in_head(p)]
+            if tracked:
+                run_git(["checkout", "-q", "HEAD", "--", *tracked], self.root, check=False)
+        run_git(["clean", "-q", "-f", "-d", "-x", "--", *existing], self.root, check=False)
+
+    def unstage(self, paths: Sequence[str]) -> None:
+        if self.has_commits():
+            run_git(["reset", "-q", "HEAD", "--", *paths], self.root, check=False)
+        else:
+            run_git(["rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", *paths], self.root, check=False)
+
+    def reset_last_commit(self, commit: str) -> None:
+        """Undo our own just-made commit (kept in the index), if it is still HEAD."""
+        if self.rev_parse("HEAD") != commit:
+            return
+        if self.rev_parse(f"{commit}~1"):
+            run_git(["reset", "-q", "--soft", f"{commit}~1"], self.root)
+        else:
+            run_git(["update-ref", "-d", "HEAD"], self.root)
+
+    def _in_head(self, path: str) -> bool:
+        if not self.has_commits():
+            return False
+        proc = run_git(["ls-tree", "--name-only", "HEAD", "--", path], self.root, check=False)
+        return bool(proc.stdout.strip())
+
+    def ident(self) -> str:
+        proc = run_git(["var", "GIT_COMMITTER_IDENT"], self.root, check=False)
+        if proc.returncode != 0:
+            raise GitError(
+                "var",
+                proc.stderr.decode(errors="replace"),
+                'set an identity: git config user.name "You" && git config user.email you@example.com',
+            )
+        ident = proc.stdout.decode().strip()
+        return ident.rsplit(">", 1)[0] + ">"
+
+    # -- writes (GitPython) ------------------------------------------------------------------
+    def commit_paths(self, paths: Sequence[str], message: str, *, allow_empty: bool = False) -> str:
+        """Stage ``paths`` (additions, edits and deletions) and commit only them."""
+        run_git(["add", "-A", "--", *paths], self.root)
+        args = ["commit", "-q", "--no-verify", "-F", "-"]
+        if allow_empty:
+            args.append("--allow-empty")
+        if self.has_commits():
+            args += ["--only", "--", *paths]
+        run_git(args, self.root, input=message.encode())
+        sha = self.rev_parse("HEAD")
+        assert sha is not None
+        return sha
+
+    def create_tag(self, name: str, commit: str, message: str, *, sign: bool = False) -> None:
+        args = ["tag", "-a", "--cleanup=verbatim", "-F", "-", name, commit]
+        if sign:
+            args.insert(1, "-s")
+        run_git(args, self.root, input=message.encode())
+
+    def delete_tag(self, name: str) -> None:
+        run_git(["tag", "-d", name], self.root, check=False)
+
+    def add_note(self, obj: str, text: str, ref: str = NOTES_REF) -> None:
+        run_git(["notes", f"--ref={ref}", "add", "-f", "-F", "-", obj], self.root, input=text.encode())
+
+    def remote_name(self) -> str | None:
+        remotes = self._git("remote").split()
+        if not remotes:
+            return None
+        return "origin" if "origin" in remotes else remotes[0]
+
+    def remote_url(self, name: str) -> str | None:
+        proc = run_git(["remote", "get-url", name], self.root, check=False)
+        return proc.stdout.decode().strip() or None
+
+    def push(self, remote: str, refspecs: Sequence[str]) -> None:
+        proc = run_git(["push", "--porcelain", remote, *refspecs], self.root, check=False)
+        if proc.returncode != 0:
+            raise GitError(
+                "push",
+                proc.stderr.decode(errors="replace") or proc.stdout.decode(errors="replace"),
+                f"check that {remote!r} is reachable and you may push; then re-run with --push",
+            )
+
+    def push_notes(self, remote: str, ref: str = NOTES_REF) -> None:
+        """Push the notes ref, merging the remote's notes first when someone else pushed."""
+        try:
+            self.push(remote, [f"{ref}:{ref}"])
+            return
+        except GitError:
+            pass
+        tmp = f"{ref}-remote"
+        run_git(["fetch", "-q", remote, f"+{ref}:{tmp}"], self.root)
+        run_git(["notes", f"--ref={ref}", "merge", "-q", "-s", "ours", tmp], self.root)
+        run_git(["update-ref", "-d", tmp], self.root, check=False)
+        self.push(remote, [f"{ref}:{ref}"])
+
+    def config_get(self, key: str) -> str | None:
+        proc = run_git(["config", "--get", key], self.root, check=False)
+        return proc.stdout.decode().strip() or None
+
+    def raw(self, *args: str) -> str:
+        """Escape hatch for tests and diagnostics: run git here and return stdout."""
+        return self._git(*args)
+
+
+def _parse_tag_records(out: str) -> list[TagRecord]:
+    fields = out.split("\0")
+    n = len(_FIELDS)
+    records: list[TagRecord] = []
+    for i in range(0, len(fields) - n + 1, n):
+        chunk = fields[i : i + n]
+        name = chunk[0].lstrip("\n")
+        obj, typ, peeled = chunk[1], chunk[2], chunk[3]
+        date = None
+        if chunk[6]:
+            try:
+                date = datetime.fromisoformat(chunk[6])
+            except ValueError:
+                date = None
+        records.append(
+            TagRecord(
+                name=name,
+                object=obj,
+                commit=peeled if typ == "tag" else obj,
+                annotated=typ == "tag",
+                tagger_name=chunk[4],
+                tagger_email=chunk[5],
+                tagger_date=date,
+                message=chunk[7] if typ == "tag" else "",
+            )
+        )
+    return records

@@ -1,0 +1,337 @@
+"""models.yaml: the manifest of models and the stage each version holds.
+
+Read and written round-trip with ruamel.yaml so that comments and key order survive edits;
+validated with pydantic. Untrusted input: size-limited, no anchors/aliases, no custom tags,
+paths kept inside the repository. The only I/O is reading and atomically replacing the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.events import AliasEvent
+
+from gitreg.errors import ManifestError
+from gitreg.versions import MODEL_PATTERN, is_version
+
+MANIFEST_FILE = "models.yaml"
+MAX_MANIFEST_BYTES = 1 << 20
+STAGE_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
+KNOWN_STAGES = ("staging", "production")
+
+# Metrics where a larger number wins, and where a smaller one does; models.yaml may override.
+HIGHER_IS_BETTER = (
+    "accuracy",
+    "acc",
+    "precision",
+    "recall",
+    "f1",
+    "auc",
+    "roc_auc",
+    "r2",
+    "r_squared",
+    "reward",
+    "mean_reward",
+    "episode_reward",
+    "return",
+    "total_return",
+    "annual_return",
+    "sharpe",
+    "sharpe_ratio",
+    "sortino",
+    "profit_factor",
+    "win_rate",
+    "success_rate",
+    "score",
+    "map",
+    "bleu",
+    "iou",
+    "direction_accuracy",
+)
+LOWER_IS_BETTER = (
+    "loss",
+    "val_loss",
+    "best_val_loss",
+    "rmse",
+    "mse",
+    "mae",
+    "mape",
+    "error",
+    "error_rate",
+    "drawdown",
+    "max_drawdown",
+    "volatility",
+    "latency",
+    "latency_ms",
+    "perplexity",
+    "wer",
+    "cer",
+)
+
+HEADER = """\
+# The gitreg manifest: which version of each model holds which stage.
+# Edit through `gitreg promote` / `gitreg deploy` (they open a PR) or by hand in a PR.
+"""
+
+
+class Canary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: str
+    traffic: float = Field(ge=0, le=100)
+
+    @field_validator("version")
+    @classmethod
+    def _v(cls, v: str) -> str:
+        if not is_version(v):
+            raise ValueError(f"{v!r} is not a version name")
+        return v
+
+
+class Retention(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    keep_last: int | None = Field(default=None, ge=0)
+    max_age_days: int | None = Field(default=None, ge=0)
+
+
+class ModelEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    stages: dict[str, str] = Field(default_factory=dict)
+    canary: Canary | None = None
+    archived: list[str] = Field(default_factory=list)
+    retention: Retention | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _inside(cls, v: str) -> str:
+        p = PurePosixPath(v)
+        if p.is_absolute() or ".." in p.parts or not p.parts or "\\" in v or p.parts[0] == ".git":
+            raise ValueError(f"path {v!r} must be a relative folder inside the repository")
+        return str(p)
+
+    @field_validator("stages")
+    @classmethod
+    def _stages(cls, v: dict[str, str]) -> dict[str, str]:
+        for stage, version in v.items():
+            if not re.match(STAGE_PATTERN, stage):
+                raise ValueError(f"{stage!r} is not a stage name")
+            if stage == "archived":
+                raise ValueError("archived is a list (archived: [...]), not a stage")
+            if not is_version(version):
+                raise ValueError(f"stage {stage}: {version!r} is not a version name")
+        return v
+
+    @field_validator("archived")
+    @classmethod
+    def _archived(cls, v: list[str]) -> list[str]:
+        for version in v:
+            if not is_version(version):
+                raise ValueError(f"archived: {version!r} is not a version name")
+        return v
+
+
+class MetricDirections(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    higher_is_better: list[str] = Field(default_factory=list)
+    lower_is_better: list[str] = Field(default_factory=list)
+
+
+class ManifestModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = 1
+    models: dict[str, ModelEntry] = Field(default_factory=dict)
+    metrics: MetricDirections = Field(default_factory=MetricDirections)
+    policy: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("version")
+    @classmethod
+    def _v1(cls, v: int) -> int:
+        if v != 1:
+            raise ValueError(f"manifest version {v} is not supported (this gitreg reads 1)")
+        return v
+
+    @field_validator("models")
+    @classmethod
+    def _names(cls, v: dict[str, ModelEntry]) -> dict[str, ModelEntry]:
+        for name in v:
+            if not re.match(MODEL_PATTERN, str(name)):
+                raise ValueError(f"{name!r} is not a model name")
+        return v
+
+
+def _yaml() -> YAML:
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    y.width = 4096
+    y.indent(mapping=2, sequence=4, offset=2)
+    return y
+
+
+class Manifest:
+    """A loaded models.yaml: the round-trip document plus its validated view."""
+
+    def __init__(self, doc: Any, model: ManifestModel, path: str = MANIFEST_FILE) -> None:
+        self.doc = doc
+        self.model = model
+        self.path = path
+
+    # -- reading -----------------------------------------------------------------------------
+    def stages_of(self, model: str, version: str) -> list[str]:
+        entry = self.model.models.get(model)
+        if entry is None:
+            return []
+        held = [stage for stage, v in entry.stages.items() if v == version]
+        if entry.canary and entry.canary.version == version:
+            held.append("canary")
+        if version in entry.archived:
+            held.append("archived")
+        return held
+
+    def directions(self) -> tuple[set[str], set[str]]:
+        higher = set(HIGHER_IS_BETTER) | set(self.model.metrics.higher_is_better)
+        lower = (set(LOWER_IS_BETTER) - set(self.model.metrics.higher_is_better)) | set(
+            self.model.metrics.lower_is_better
+        )
+        return higher - set(self.model.metrics.lower_is_better), lower
+
+    # -- editing (round trip) ----------------------------------------------------------------
+    def ensure_model(self, name: str, path: str) -> bool:
+        """Add a model entry if missing; True when the document changed."""
+        if name in self.model.models:
+            return False
+        models = self.doc.get("models")
+        if models is None:
+            from ruamel.yaml.comments import CommentedMap
+
+            models = CommentedMap()
+            self.doc["models"] = models
+        from ruamel.yaml.comments import CommentedMap
+
+        entry = CommentedMap()
+        entry["path"] = path
+        models[name] = entry
+        self.model = _validate(self.doc, self.path)
+        return True
+
+    def dumps(self) -> str:
+        buf = io.StringIO()
+        _yaml().dump(self.doc, buf)
+        return buf.getvalue()
+
+    def save(self, path: Path) -> None:
+        atomic_write(path, self.dumps().encode())
+
+
+def _validate(doc: Any, source: str) -> ManifestModel:
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ManifestError(source, "must be a mapping with `version` and `models`")
+    try:
+        return ManifestModel.model_validate(_plain(doc))
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        msg = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            msg = "unknown key"
+        return _raise(source, f"{loc}: {msg}" if loc else msg, _line_of(doc, first["loc"]))
+
+
+def _raise(source: str, problem: str, line: int | None) -> ManifestModel:
+    raise ManifestError(source, problem, line=line)
+
+
+def _line_of(doc: Any, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest key of ``loc`` that the round-trip document knows."""
+    line = None
+    node = doc
+    for key in loc:
+        lc = getattr(node, "lc", None)
+        try:
+            if lc is not None and isinstance(node, dict) and key in node:
+                line = lc.key(key)[0] + 1
+            elif lc is not None and isinstance(node, list) and isinstance(key, int):
+                line = lc.item(key)[0] + 1
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            break
+    return line
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    if isinstance(node, str):
+        return str(node)
+    return node
+
+
+def loads(text: str, source: str = MANIFEST_FILE) -> Manifest:
+    if len(text.encode()) > MAX_MANIFEST_BYTES:
+        raise ManifestError(source, f"is larger than {MAX_MANIFEST_BYTES} bytes")
+    y = _yaml()
+    try:
+        for event in y.parse(text):
+            if isinstance(event, AliasEvent):
+                raise ManifestError(source, "YAML anchors and aliases are not allowed")
+        doc = y.load(text)
+    except YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(e, "problem", None) or "is not valid YAML"
+        raise ManifestError(source, f"invalid YAML: {problem}", line=line) from None
+    except RecursionError:
+        raise ManifestError(source, "is nested too deeply") from None
+    if doc is None:
+        from ruamel.yaml.comments import CommentedMap
+
+        doc = CommentedMap()
+    return Manifest(doc, _validate(doc, source), source)
+
+
+def load(path: Path) -> Manifest:
+    """Load models.yaml; a missing file reads as an empty manifest."""
+    if not path.exists():
+        return loads(new_manifest_text(), str(path.name))
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ManifestError(path.name, f"cannot be read ({e.strerror})") from None
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        raise ManifestError(path.name, "is not UTF-8") from None
+    return loads(text, path.name)
+
+
+def new_manifest_text() -> str:
+    return HEADER + "version: 1\nmodels: {}\n"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+        else:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,219 @@
+"""What a version says about itself: metadata.json, the tag message, the validation record.
+
+Pure code (pydantic). ``metadata.json`` is untrusted input from a trainer: it is size-limited,
+parsed with the standard json module, and every failure becomes a :class:`MetadataError`.
+Unknown keys are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gitreg.errors import GitregError, MetadataError
+from gitreg.versions import is_version
+
+MAX_METADATA_BYTES = 1 << 20  # 1 MiB: metadata is a summary, not a data set
+TAG_BLOCK_BEGIN = "-----BEGIN GITREG-----"
+TAG_BLOCK_END = "-----END GITREG-----"
+TAG_SCHEMA = 1
+
+
+class BundleMetadata(BaseModel):
+    """metadata.json as trainers write it: algo, framework, created_at, metrics, …"""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    algo: str = Field(validation_alias=AliasChoices("algo", "algorithm"), min_length=1)
+    framework: str = Field(min_length=1)
+    created_at: datetime
+    metrics: dict[str, float] = Field(default_factory=dict)
+    hyperparameters: dict[str, Any] = Field(
+        default_factory=dict, validation_alias=AliasChoices("hyperparameters", "parameters")
+    )
+    input_shape: list[int] | None = None
+    data_version: str | None = None
+    code_commit: str | None = None
+    parent: str | None = None
+    env_id: str | None = None
+    description: str | None = None
+    architecture: str | None = None
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        return v if v.tzinfo else v.replace(tzinfo=UTC)
+
+    @field_validator("metrics")
+    @classmethod
+    def _finite(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, x in v.items() if not math.isfinite(x)]
+        if bad:
+            raise ValueError(f"metric {bad[0]!r} is not a finite number")
+        return v
+
+    @field_validator("input_shape")
+    @classmethod
+    def _shape(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or len(v) > 8 or any(d < 1 or d > 1_000_000 for d in v)):
+            raise ValueError("input_shape must be 1 to 8 positive dimensions (batch excluded)")
+        return v
+
+    @field_validator("parent")
+    @classmethod
+    def _parent(cls, v: str | None) -> str | None:
+        if v is not None and not is_version(v):
+            raise ValueError(f"parent {v!r} is not a version name like v2025-07-06--18h51")
+        return v
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+def _one_line(err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "metadata"
+    if first["type"] == "missing":
+        return f"missing required field {loc!r}"
+    return f"{loc}: {first['msg']}"
+
+
+def parse_metadata(raw: bytes, source: str = "metadata.json") -> BundleMetadata:
+    if len(raw) > MAX_METADATA_BYTES:
+        raise MetadataError(source, f"is {len(raw)} bytes; the limit is {MAX_METADATA_BYTES}")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise MetadataError(source, f"is not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise MetadataError(source, "must be a JSON object")
+    try:
+        return BundleMetadata.model_validate(data)
+    except ValidationError as e:
+        raise MetadataError(source, _one_line(e)) from None
+
+
+class FileDigest(BaseModel):
+    """One bundle file as recorded at registration: path relative to the bundle."""
+
+    path: str
+    md5: str
+    size: int
+
+
+class TagSummary(BaseModel):
+    """The machine-readable block of a version tag's message (enough for list/show/compare)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: int = Field(default=TAG_SCHEMA, alias="schema")
+    model: str
+    version: str
+    algorithm: str
+    framework: str
+    created_at: datetime
+    registered_at: datetime
+    registered_by: str
+    metrics: dict[str, float] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    files: list[FileDigest] = Field(default_factory=list)
+    data_version: str | None = None
+    code_commit: str | None = None
+    parent: str | None = None
+    env_id: str | None = None
+    description: str | None = None
+    input_shape: list[int] | None = None
+
+
+def summary_from(
+    meta: BundleMetadata,
+    *,
+    model: str,
+    version: str,
+    files: list[FileDigest],
+    registered_at: datetime,
+    registered_by: str,
+) -> TagSummary:
+    return TagSummary(
+        model=model,
+        version=version,
+        algorithm=meta.algo,
+        framework=meta.framework,
+        created_at=meta.created_at,
+        registered_at=registered_at,
+        registered_by=registered_by,
+        metrics=meta.metrics,
+        parameters=meta.hyperparameters,
+        files=files,
+        data_version=meta.data_version,
+        code_commit=meta.code_commit,
+        parent=meta.parent,
+        env_id=meta.env_id,
+        description=meta.description,
+        input_shape=meta.input_shape,
+    )
+
+
+def format_tag_message(summary: TagSummary, message: str | None = None) -> str:
+    subject = f"{summary.model} {summary.version}: {summary.algorithm}"
+    body = summary.model_dump_json(by_alias=True, indent=2, exclude_none=True)
+    parts = [subject, ""]
+    if message:
+        parts += [message.strip(), ""]
+    parts += [TAG_BLOCK_BEGIN, body, TAG_BLOCK_END, ""]
+    return "\n".join(parts)
+
+
+def parse_tag_message(text: str) -> tuple[TagSummary | None, str]:
+    """(the summary block or None when the tag has none / a broken one, the user's message)."""
+    begin = text.find(TAG_BLOCK_BEGIN)
+    end = text.find(TAG_BLOCK_END, begin + 1)
+    if begin < 0 or end < 0:
+        return None, text.strip()
+    # The first line is our generated subject ("policy v…: DQN"); the rest is the user's note.
+    human = text[:begin].strip().partition("\n")[2].strip()
+    try:
+        return TagSummary.model_validate_json(text[begin + len(TAG_BLOCK_BEGIN) : end]), human
+    except (ValidationError, ValueError):
+        return None, human
+
+
+class CheckResult(BaseModel):
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+class ValidationRecord(BaseModel):
+    """The result of `gitreg validate`, stored as a git note on the version's tag."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: int = Field(default=1, alias="schema")
+    version: str
+    passed: bool
+    checked_at: datetime
+    checked_by: str = ""
+    gitreg_version: str = ""
+    torch_version: str | None = None
+    checks: list[CheckResult] = Field(default_factory=list)
+    files: list[FileDigest] = Field(default_factory=list)
+    load_seconds: float | None = None
+    forward_seconds: float | None = None
+    output_shape: list[int] | None = None
+    error: str | None = None
+
+    def to_note(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2, exclude_none=True) + "\n"
+
+
+def parse_validation_note(text: str) -> ValidationRecord | None:
+    try:
+        return ValidationRecord.model_validate_json(text)
+    except (ValidationError, ValueError, GitregError):
+        return None

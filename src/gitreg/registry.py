@@ -1,0 +1,738 @@
+"""Registry: the public Python API. Composes versions, manifest, metadata, Git and DVC.
+
+Returns pydantic models, never prints. Every mutating call is ordered so that a failure leaves
+the repository as it was: bytes are uploaded before anything is committed or tagged, the
+working tree is restored on any error, and a tag exists only once its bytes are on the remote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from gitreg import manifest as mf
+from gitreg.errors import (
+    DirtyWorkingTree,
+    GitError,
+    GitregError,
+    ModelNotFound,
+    NotARegistry,
+    OutputExists,
+    RegistryLocked,
+    StorageError,
+    VersionExists,
+    VersionNotFound,
+)
+from gitreg.gitrepo import GitRepo, TagRecord, find_root
+from gitreg.metadata import (
+    CheckResult,
+    FileDigest,
+    TagSummary,
+    ValidationRecord,
+    format_tag_message,
+    parse_metadata,
+    parse_tag_message,
+    parse_validation_note,
+    summary_from,
+)
+from gitreg.versions import check_model_name, is_version, next_free, parse_version
+
+Clock = Callable[[], datetime]
+Status = Literal["registered", "validated", "failed"]
+STATUSES: tuple[str, ...] = ("registered", "validated", "failed")
+CI_CHOICES = ("github", "gitlab", "none")
+PULL_GLOB = "/v[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]--*/"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- results -----------------------------------------------------------------------------------
+class Lineage(BaseModel):
+    data_version: str | None = None
+    code_commit: str | None = None
+    parent: str | None = None
+
+
+class VersionInfo(BaseModel):
+    version: str
+    model: str
+    algorithm: str
+    framework: str
+    created_at: datetime
+    registered_at: datetime
+    registered_by: str
+    status: Status
+    stages: list[str] = Field(default_factory=list)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    files: list[FileDigest] = Field(default_factory=list)
+    message: str = ""
+    commit: str = ""
+    tag_object: str = ""
+    lineage: Lineage = Field(default_factory=Lineage)
+    description: str | None = None
+    env_id: str | None = None
+    input_shape: list[int] | None = None
+    validation: ValidationRecord | None = None
+
+
+class InitResult(BaseModel):
+    root: str
+    changed: bool
+    created_git: bool
+    remote_url: str
+    written: list[str] = Field(default_factory=list)
+    commit: str | None = None
+
+
+class RegisterResult(BaseModel):
+    version: str
+    model: str
+    commit: str
+    files: list[FileDigest]
+    uploaded: int
+    pushed: bool
+    remote: str | None = None
+
+
+class MetricRow(BaseModel):
+    name: str
+    values: dict[str, float | None]
+    direction: Literal["higher", "lower"] | None
+    winner: str | None
+
+
+class ParameterRow(BaseModel):
+    name: str
+    values: dict[str, Any]
+    differs: bool
+
+
+class Comparison(BaseModel):
+    versions: list[str]
+    models: dict[str, str]
+    metrics: list[MetricRow]
+    parameters: list[ParameterRow]
+
+
+class PullResult(BaseModel):
+    version: str
+    model: str
+    out: str
+    files: list[FileDigest]
+
+
+# -- the registry --------------------------------------------------------------------------------
+class Registry:
+    """A gitreg registry: a Git repository with DVC and a models.yaml."""
+
+    def __init__(self, path: Path | str = ".", *, clock: Clock | None = None) -> None:
+        self.git = GitRepo(path)
+        self.root = self.git.root
+        self.clock: Clock = clock or _utcnow
+        self._manifest: mf.Manifest | None = None
+
+    # -- init ------------------------------------------------------------------------------------
+    @classmethod
+    def init(
+        cls,
+        path: Path | str = ".",
+        *,
+        remote: str | None = None,
+        endpoint_url: str | None = None,
+        ci: str = "github",
+    ) -> InitResult:
+        from gitreg import templates
+        from gitreg.bundles import DvcStore
+
+        if ci not in CI_CHOICES:
+            raise GitregError(f"unknown CI system {ci!r}", "use --ci github, gitlab or none")
+        target = Path(path).resolve()
+        created_git = find_root(target) is None if target.exists() else True
+        git = GitRepo.init(target) if created_git else GitRepo(target)
+        root = git.root
+        git.ident()  # fail early, before writing anything, when git has no identity
+        before = set(git.changed_paths(["."]))
+        written: list[str] = []
+
+        store = DvcStore(root)
+        if not (root / ".dvc").is_dir():
+            store.init(root)
+            written += [".dvc/config", ".dvc/.gitignore", ".dvcignore"]
+        wanted_url = _remote_url(remote, root) if remote else None
+        current = store.default_remote()
+        if current is None or (wanted_url and current[1] != wanted_url):
+            url = wanted_url or str(default_local_remote(root))
+            if not url.startswith(("s3://", "gs://", "azure://", "http")):
+                Path(url).mkdir(parents=True, exist_ok=True)
+            store.set_remote(url, endpoint_url=endpoint_url)
+            written.append(".dvc/config")
+            remote_url = url
+        else:
+            remote_url = current[1]
+
+        manifest_path = root / mf.MANIFEST_FILE
+        if not manifest_path.exists():
+            mf.atomic_write(manifest_path, mf.new_manifest_text().encode())
+            written.append(mf.MANIFEST_FILE)
+        else:
+            mf.load(manifest_path)  # refuse to build on a broken manifest
+        if _ensure_lines(root / ".gitignore", [PULL_GLOB, "/.gitreg/"]):
+            written.append(".gitignore")
+        for rel, text in templates.files_for(ci):
+            dest = root / rel
+            if not dest.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                mf.atomic_write(dest, text.encode())
+                written.append(rel)
+
+        written = sorted(set(written))
+        changed_now = set(git.changed_paths(["."])) - before
+        commit = None
+        if written or changed_now:
+            paths = sorted({*written, *(p for p in changed_now if not p.startswith(".dvc/tmp"))})
+            paths = [p for p in paths if (root / p).exists() or git.raw("ls-files", "--", p)]
+            commit = git.commit_paths(
+                paths, "gitreg init\n\nSet up a gitreg model registry (DVC, models.yaml, CI)."
+            )
+        return InitResult(
+            root=str(root),
+            changed=bool(commit),
+            created_git=created_git,
+            remote_url=remote_url,
+            written=written,
+            commit=commit,
+        )
+
+    # -- manifest --------------------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / mf.MANIFEST_FILE
+
+    def manifest(self) -> mf.Manifest:
+        if self._manifest is None:
+            self._manifest = mf.load(self.manifest_path)
+        return self._manifest
+
+    def _require_registry(self) -> None:
+        if not (self.root / ".dvc").is_dir() or not self.manifest_path.exists():
+            raise NotARegistry(str(self.root))
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _info(self, tag: TagRecord, summary: TagSummary, human: str, note: str | None) -> VersionInfo:
+        record = parse_validation_note(note) if note else None
+        status: Status = "registered"
+        if record is not None:
+            status = "validated" if record.passed else "failed"
+        return VersionInfo(
+            version=tag.name,
+            model=summary.model,
+            algorithm=summary.algorithm,
+            framework=summary.framework,
+            created_at=summary.created_at,
+            registered_at=summary.registered_at,
+            registered_by=summary.registered_by,
+            status=status,
+            stages=self.manifest().stages_of(summary.model, tag.name),
+            metrics=summary.metrics,
+            parameters=summary.parameters,
+            files=summary.files,
+            message=human,
+            commit=tag.commit,
+            tag_object=tag.object,
+            lineage=Lineage(
+                data_version=summary.data_version,
+                code_commit=summary.code_commit,
+                parent=summary.parent,
+            ),
+            description=summary.description,
+            env_id=summary.env_id,
+            input_shape=summary.input_shape,
+            validation=record,
+        )
+
+    def versions(
+        self,
+        model: str | None = None,
+        status: str | None = None,
+        stage: str | None = None,
+        limit: int | None = None,
+    ) -> list[VersionInfo]:
+        """Every version, newest first; a constant number of git calls whatever the count."""
+        if status is not None and status not in STATUSES:
+            raise GitregError(f"unknown status {status!r}", f"use one of: {', '.join(STATUSES)}")
+        tags = [t for t in self.git.version_tags() if t.annotated and is_version(t.name)]
+        tags.sort(key=lambda t: parse_version(t.name), reverse=True)
+        notes = self.git.notes() if tags else {}
+        result: list[VersionInfo] = []
+        for tag in tags:
+            summary, human = parse_tag_message(tag.message)
+            if summary is None or summary.version != tag.name:
+                continue  # a tag that only looks like a version: ignored, never an error
+            if model is not None and summary.model != model:
+                continue
+            info = self._info(tag, summary, human, notes.get(tag.object))
+            if status is not None and info.status != status:
+                continue
+            if stage is not None and stage not in info.stages:
+                continue
+            result.append(info)
+            if limit and len(result) >= limit:
+                break
+        return result
+
+    def get(self, version: str) -> VersionInfo:
+        parse_version(version)
+        tag = self.git.tag(version)
+        if tag is None or not tag.annotated:
+            raise VersionNotFound(version)
+        summary, human = parse_tag_message(tag.message)
+        if summary is None or summary.version != version:
+            raise VersionNotFound(version)
+        return self._info(tag, summary, human, self.git.note_for(tag.object))
+
+    def models(self) -> list[str]:
+        names = set(self.manifest().model.models)
+        names.update(v.model for v in self.versions())
+        return sorted(names)
+
+    # -- register --------------------------------------------------------------------------------
+    def register(
+        self,
+        bundle_dir: Path | str,
+        model: str,
+        *,
+        version: str | None = None,
+        message: str | None = None,
+        push: bool = False,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> RegisterResult:
+        """Copy a bundle into ``models/<model>/``, upload its bytes, commit, tag."""
+        from gitreg.bundles import METADATA_FILE, DvcStore, copy_bundle, parse_pointer, scan_bundle
+
+        check_model_name(model)
+        if version is not None:
+            parse_version(version)
+        bundle = Path(bundle_dir)
+        files = scan_bundle(bundle)
+        meta = parse_metadata((bundle / METADATA_FILE).read_bytes(), f"{bundle}/{METADATA_FILE}")
+        self._require_registry()
+        ident = self.git.ident()
+        remote = self.git.remote_name() if push else None
+        if push and remote is None:
+            raise GitregError(
+                "--push: this repository has no Git remote", "add one: git remote add origin URL"
+            )
+
+        with self.lock():
+            self._manifest = None
+            manifest = self.manifest()
+            entry = manifest.model.models.get(model)
+            model_path = entry.path if entry else f"models/{model}"
+            dirty = self.git.changed_paths([model_path, mf.MANIFEST_FILE])
+            if dirty:
+                raise DirtyWorkingTree(dirty)
+            existing = {t.name for t in self.git.version_tags()}
+            if version is not None and version in existing:
+                raise VersionExists(version)
+            name = version or next_free(self.clock(), existing)
+
+            model_dir = self.root / model_path
+            stash = self._stash_dir() / f"{model}-{os.getpid()}"
+            manifest_before = self.manifest_path.read_bytes() if self.manifest_path.exists() else None
+            moved = False
+            try:
+                if model_dir.exists():
+                    shutil.rmtree(stash, ignore_errors=True)
+                    stash.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(model_dir, stash)
+                    moved = True
+                copied = copy_bundle(bundle, files, model_dir, progress)
+                if manifest.ensure_model(model, model_path):
+                    manifest.save(self.manifest_path)
+                store = DvcStore(self.root)
+                data_files = [f"{model_path}/{f.path}" for f in copied if f.path != METADATA_FILE]
+                store.track(data_files)
+                uploaded = store.upload(data_files)
+                digests = []
+                for f in copied:
+                    if f.path == METADATA_FILE:
+                        continue
+                    ptr_path = model_dir / (f.path + ".dvc")
+                    ptr = parse_pointer(ptr_path.read_bytes(), f"{model_path}/{f.path}.dvc")
+                    if ptr.md5 != f.md5:
+                        raise StorageError(
+                            f"{f.path}: DVC recorded {ptr.md5}, gitreg hashed {f.md5}",
+                            "the file changed while it was being registered; retry",
+                        )
+                    digests.append(FileDigest(path=f.path, md5=f.md5, size=f.size))
+                meta_file = next(f for f in copied if f.path == METADATA_FILE)
+                digests.append(FileDigest(path=METADATA_FILE, md5=meta_file.md5, size=meta_file.size))
+                now = self.clock()
+                summary = summary_from(
+                    meta, model=model, version=name, files=digests, registered_at=now, registered_by=ident
+                )
+                commit_msg = (
+                    f"register {model} {name}\n\n{message.strip()}\n"
+                    if message
+                    else f"register {model} {name}\n"
+                )
+                commit = self.git.commit_paths([model_path, mf.MANIFEST_FILE], commit_msg, allow_empty=True)
+            except BaseException:
+                self._undo(
+                    model_dir, stash if moved else None, manifest_before, [model_path, mf.MANIFEST_FILE]
+                )
+                raise
+            try:
+                self.git.create_tag(name, commit, format_tag_message(summary, message))
+            except BaseException:
+                self.git.reset_last_commit(commit)
+                self._undo(
+                    model_dir, stash if moved else None, manifest_before, [model_path, mf.MANIFEST_FILE]
+                )
+                raise
+            if moved:
+                shutil.rmtree(stash, ignore_errors=True)
+            self._manifest = None
+
+        pushed = False
+        if push and remote:
+            branch = self.git.current_branch()
+            refspecs = [f"refs/tags/{name}"]
+            if branch:
+                refspecs.insert(0, f"HEAD:refs/heads/{branch}")
+            try:
+                self.git.push(remote, refspecs)
+            except GitError as e:
+                raise GitregError(
+                    f"registered {model} {name} locally, but the push failed: {e.message}",
+                    f"push it when the remote is reachable: git push {remote} {' '.join(refspecs)}",
+                ) from None
+            pushed = True
+        return RegisterResult(
+            version=name,
+            model=model,
+            commit=commit,
+            files=digests,
+            uploaded=uploaded,
+            pushed=pushed,
+            remote=remote,
+        )
+
+    def _undo(
+        self, model_dir: Path, stash: Path | None, manifest_before: bytes | None, paths: list[str]
+    ) -> None:
+        """Put the working tree back as it was before a failed registration."""
+        self.git.unstage(paths)
+        if model_dir.exists():
+            shutil.rmtree(model_dir)
+        if stash is not None and stash.exists():
+            model_dir.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(stash, model_dir)
+        if manifest_before is not None:
+            mf.atomic_write(self.manifest_path, manifest_before)
+        with contextlib.suppress(OSError):
+            parent = model_dir.parent
+            while parent != self.root and not any(parent.iterdir()):
+                parent.rmdir()
+                parent = parent.parent
+        self._manifest = None
+
+    def _stash_dir(self) -> Path:
+        return self.git.git_dir / "gitreg" / "stash"
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
+        """Serialize mutating commands in one repository (a flock: released if we die)."""
+        if timeout is None:
+            timeout = float(os.environ.get("GITREG_LOCK_TIMEOUT", "600"))
+        path = self.git.git_dir / "gitreg.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as e:
+                    if e.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+                        raise RegistryLocked(str(path), holder) from None
+                    time.sleep(0.05)
+            os.ftruncate(fd, 0)
+            os.pwrite(
+                fd, f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}".encode(), 0
+            )
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
+
+    # -- compare ---------------------------------------------------------------------------------
+    def compare(self, versions: Sequence[str]) -> Comparison:
+        if len(versions) < 2:
+            raise GitregError("compare needs at least two versions", "gitreg compare V1 V2 [V…]")
+        if len(set(versions)) != len(versions):
+            raise GitregError("a version is named twice", "name each version once")
+        infos = [self.get(v) for v in versions]
+        higher, lower = self.manifest().directions()
+        metric_names = sorted({m for i in infos for m in i.metrics})
+        metrics = []
+        for name in metric_names:
+            values = {i.version: i.metrics.get(name) for i in infos}
+            key = name.lower()
+            direction: Literal["higher", "lower"] | None = (
+                "higher"
+                if key in higher or _stem(key) in higher
+                else "lower"
+                if key in lower or _stem(key) in lower
+                else None
+            )
+            present = {v: x for v, x in values.items() if x is not None}
+            winner = None
+            if direction and len(present) >= 2:
+                best = max(present.values()) if direction == "higher" else min(present.values())
+                winners = [v for v, x in present.items() if x == best]
+                winner = winners[0] if len(winners) == 1 else None
+            metrics.append(MetricRow(name=name, values=values, direction=direction, winner=winner))
+        param_names = sorted({p for i in infos for p in i.parameters})
+        parameters = []
+        for name in param_names:
+            values = {i.version: i.parameters.get(name) for i in infos}
+            distinct = {repr(v) for v in values.values()}
+            parameters.append(ParameterRow(name=name, values=values, differs=len(distinct) > 1))
+        return Comparison(
+            versions=[i.version for i in infos],
+            models={i.version: i.model for i in infos},
+            metrics=metrics,
+            parameters=parameters,
+        )
+
+    # -- pull ------------------------------------------------------------------------------------
+    def _model_path_at(self, commit: str, model: str) -> str:
+        raw = self.git.read_file(commit, mf.MANIFEST_FILE)
+        if raw is not None:
+            with contextlib.suppress(GitregError, UnicodeDecodeError):
+                entry = mf.loads(raw.decode()).model.models.get(model)
+                if entry is not None:
+                    return entry.path
+        return f"models/{model}"
+
+    def pull(
+        self,
+        version: str,
+        out: Path | str | None = None,
+        *,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> PullResult:
+        """Materialize a version's bundle into ``out`` (default ``./VERSION``), every file's md5
+        verified against its pointer; on any failure nothing is left at ``out``."""
+        from gitreg.bundles import POINTER_SUFFIX, DvcStore, Pointer, parse_pointer
+
+        info = self.get(version)
+        dest = Path(out) if out is not None else Path.cwd() / version
+        dest = dest.absolute()
+        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise OutputExists(str(dest))
+        model_path = self._model_path_at(info.commit, info.model)
+        entries = self.git.list_tree(info.commit, model_path)
+        if not entries:
+            raise StorageError(
+                f"{version}: commit {info.commit[:12]} has no {model_path}/",
+                "the tag points at an unrelated commit; see `gitreg show`",
+            )
+        expected = {f.path: f for f in info.files}
+        pointers: list[tuple[str, Pointer]] = []
+        plain: list[tuple[str, str]] = []
+        prefix = model_path.rstrip("/") + "/"
+        raw = self.git.read_objects(e.sha for e in entries)
+        for e in entries:
+            rel = e.path[len(prefix) :] if e.path.startswith(prefix) else e.path
+            if PurePosixPath(rel).name == ".gitignore" or e.type != "blob":
+                continue
+            if rel.endswith(POINTER_SUFFIX):
+                ptr = parse_pointer(raw[e.sha], e.path)
+                file_rel = rel[: -len(POINTER_SUFFIX)]
+                if PurePosixPath(file_rel).name != ptr.path:
+                    raise StorageError(
+                        f"{e.path}: points at {ptr.path!r}, not its own file", "the pointer was tampered with"
+                    )
+                rec = expected.get(file_rel)
+                if rec is not None and rec.md5 != ptr.md5:
+                    raise StorageError(
+                        f"{e.path}: pointer md5 {ptr.md5} differs from the tag's record {rec.md5}",
+                        "the commit was altered after registration; do not use this version",
+                    )
+                pointers.append((file_rel, Pointer(path=file_rel, md5=ptr.md5, size=ptr.size)))
+            else:
+                plain.append((rel, e.sha))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+        try:
+            for rel, sha in plain:
+                target = tmp / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                data = raw[sha]
+                rec = expected.get(rel)
+                if rec is not None and hashlib.md5(data, usedforsecurity=False).hexdigest() != rec.md5:
+                    raise StorageError(f"{rel}: differs from the tag's record", "the commit was altered")
+                target.write_bytes(data)
+            DvcStore(self.root).fetch_verified(
+                info.commit,
+                [(f"{model_path}/{rel}", ptr, tmp / rel) for rel, ptr in pointers],
+                progress,
+            )
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)
+            if dest.exists():
+                dest.rmdir()
+            os.rename(tmp, dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        files = [FileDigest(path=r, md5=p.md5, size=p.size or 0) for r, p in pointers]
+        files += [f for f in info.files if f.path in {r for r, _ in plain}]
+        return PullResult(
+            version=version, model=info.model, out=str(dest), files=sorted(files, key=lambda f: f.path)
+        )
+
+    # -- validate --------------------------------------------------------------------------------
+    def validate(
+        self,
+        version: str,
+        *,
+        record: bool = False,
+        push: bool = False,
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> ValidationRecord:
+        """Fetch, verify digests, check metadata, load safely, run a forward pass."""
+        from gitreg import __version__, validate
+        from gitreg.bundles import METADATA_FILE, POLICY_FILE
+
+        info = self.get(version)
+        checks: list[CheckResult] = []
+        load = None
+        error = None
+        with tempfile.TemporaryDirectory(prefix="gitreg-validate-") as tmpdir:
+            bundle = Path(tmpdir) / version
+            try:
+                pulled = self.pull(version, bundle, progress=progress)
+                checks.append(
+                    CheckResult(
+                        name="digests", ok=True, detail=f"{len(pulled.files)} files match their pointers"
+                    )
+                )
+            except GitregError as e:
+                checks.append(CheckResult(name="digests", ok=False, detail=e.message))
+                error = e.message
+            if error is None:
+                try:
+                    meta = parse_metadata((bundle / METADATA_FILE).read_bytes())
+                    checks.append(
+                        CheckResult(name="metadata", ok=True, detail=f"{meta.algo} / {meta.framework}")
+                    )
+                except (GitregError, OSError) as e:
+                    checks.append(CheckResult(name="metadata", ok=False, detail=str(e)))
+                    error = str(e)
+            if error is None:
+                load = validate.check_policy(
+                    bundle / POLICY_FILE,
+                    info.input_shape,
+                    timeout_s=timeout_s or validate.DEFAULT_TIMEOUT_S,
+                    memory_mb=memory_mb or validate.DEFAULT_MEMORY_MB,
+                )
+                checks.append(CheckResult(name="load", ok=load.ok, detail=load.detail))
+                for note in load.notes:
+                    checks.append(CheckResult(name="note", ok=True, detail=note))
+                if not load.ok:
+                    error = load.detail
+        result = ValidationRecord(
+            version=version,
+            passed=error is None,
+            checked_at=self.clock(),
+            checked_by=self.git.ident(),
+            gitreg_version=__version__,
+            torch_version=load.torch_version if load else None,
+            checks=checks,
+            files=info.files,
+            load_seconds=load.load_seconds if load else None,
+            forward_seconds=load.forward_seconds if load else None,
+            output_shape=load.output_shape if load else None,
+            error=error,
+        )
+        if record:
+            self.git.add_note(info.tag_object, result.to_note())
+            if push:
+                remote = self.git.remote_name()
+                if remote is None:
+                    raise GitregError(
+                        "--push: this repository has no Git remote", "add one: git remote add origin URL"
+                    )
+                self.git.push_notes(remote)
+        return result
+
+    def require_model(self, model: str) -> None:
+        if model not in self.models():
+            raise ModelNotFound(model)
+
+
+def _stem(metric: str) -> str:
+    """'val_accuracy' -> 'accuracy', 'test/rmse' -> 'rmse': the word that decides direction."""
+    for sep in ("/", "."):
+        metric = metric.rsplit(sep, 1)[-1]
+    for prefix in ("val_", "test_", "train_", "eval_", "mean_", "avg_", "best_", "final_"):
+        if metric.startswith(prefix):
+            return _stem(metric[len(prefix) :])
+    return metric
+
+
+def default_local_remote(root: Path) -> Path:
+    """A DVC remote folder outside the working tree, so one machine needs no set-up."""
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    digest = hashlib.sha1(str(root).encode(), usedforsecurity=False).hexdigest()[:8]
+    return base / "gitreg" / "remotes" / f"{root.name}-{digest}"
+
+
+def _remote_url(remote: str, root: Path) -> str:
+    if "://" in remote:
+        if not remote.startswith(("s3://", "gs://", "azure://", "http://", "https://", "ssh://")):
+            raise GitregError(f"unsupported remote {remote!r}", "use a folder path or s3://bucket/prefix")
+        return remote
+    p = Path(remote).expanduser()
+    p = p if p.is_absolute() else (Path.cwd() / p)
+    p = p.resolve()
+    if p.is_relative_to(root):
+        raise GitregError(
+            f"remote {p} is inside the repository", "put the DVC remote folder outside the working tree"
+        )
+    return str(p)
+
+
+def _ensure_lines(path: Path, lines: list[str]) -> bool:
+    text = path.read_text() if path.exists() else ""
+    present = set(text.splitlines())
+    missing = [line for line in lines if line not in present]
+    if not missing:
+        return False
+    if text and not text.endswith("\n"):
+        text += "\n"
+    mf.atomic_write(path, (text + "\n".join(missing) + "\n").encode())
+    return True

@@ -1,0 +1,87 @@
+"""Version names: ``v2025-07-06--18h51`` (UTC minute), ``-2``, ``-3`` … within one minute.
+
+Pure code. :func:`format_version` and :func:`parse_version` are exact inverses: every string
+``parse_version`` accepts is returned unchanged by ``format_version(parse_version(s))``. Anything
+else is not a version (``is_version`` is False) and is ignored by the registry, never an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from gitreg.errors import InvalidModelName, InvalidVersionName
+
+VERSION_PATTERN = r"^v\d{4}-\d{2}-\d{2}--\d{2}h\d{2}(-\d+)?$"
+# Stricter than VERSION_PATTERN so that parse/format stay inverses: no "-0", "-1" or "-02".
+_STRICT = re.compile(
+    r"v(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})--(?P<h>\d{2})h(?P<mi>\d{2})(?:-(?P<seq>[2-9]|[1-9]\d+))?"
+)
+MODEL_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+_MODEL = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+
+
+@dataclass(frozen=True, order=True)
+class VersionName:
+    """A parsed version name; ordering is time order (then the same-minute sequence)."""
+
+    minute: datetime  # UTC, seconds and microseconds zero
+    seq: int = 1  # 1 for the first version of that minute (no suffix), then 2, 3, …
+
+    def __str__(self) -> str:
+        return format_version(self)
+
+
+def format_version(v: VersionName) -> str:
+    m = v.minute
+    base = f"v{m.year:04d}-{m.month:02d}-{m.day:02d}--{m.hour:02d}h{m.minute:02d}"
+    return base if v.seq == 1 else f"{base}-{v.seq}"
+
+
+def parse_version(name: str) -> VersionName:
+    m = _STRICT.fullmatch(name)
+    if m is None:
+        raise InvalidVersionName(name)
+    try:
+        minute = datetime(int(m["y"]), int(m["mo"]), int(m["d"]), int(m["h"]), int(m["mi"]), tzinfo=UTC)
+    except ValueError:
+        raise InvalidVersionName(name) from None
+    return VersionName(minute, int(m["seq"]) if m["seq"] else 1)
+
+
+def is_version(name: str) -> bool:
+    try:
+        parse_version(name)
+    except InvalidVersionName:
+        return False
+    return True
+
+
+def sort_key(name: str) -> VersionName:
+    return parse_version(name)
+
+
+def version_for(when: datetime) -> VersionName:
+    """The first-of-its-minute version name for a moment (converted to UTC)."""
+    if when.tzinfo is None:
+        raise ValueError("version_for needs an aware datetime")
+    utc = when.astimezone(UTC).replace(second=0, microsecond=0)
+    return VersionName(utc, 1)
+
+
+def next_free(when: datetime, existing: Iterable[str]) -> str:
+    """The version name for ``when``, suffixed ``-2``, ``-3`` … past those already taken."""
+    base = version_for(when)
+    taken = set(existing)
+    seq = 1
+    while format_version(VersionName(base.minute, seq)) in taken:
+        seq += 1
+    return format_version(VersionName(base.minute, seq))
+
+
+def check_model_name(name: str) -> str:
+    if not _MODEL.fullmatch(name) or name in {".", ".."}:
+        raise InvalidModelName(name)
+    return name
