@@ -213,7 +213,7 @@ class DvcStore:
             return
         with self._repo() as repo:
             try:
-                repo.add(paths)
+                repo.add([str(self.root / p) for p in paths])  # absolute: DVC resolves from cwd
             except Exception as e:
                 raise StorageError(f"dvc add failed: {e}", "check free disk space in the DVC cache") from None
 
@@ -224,7 +224,7 @@ class DvcStore:
             return 0
         with self._repo() as repo:
             try:
-                return int(repo.push([p + POINTER_SUFFIX for p in paths]) or 0)
+                return int(repo.push([str(self.root / (p + POINTER_SUFFIX)) for p in paths]) or 0)
             except Exception as e:
                 raise StorageError(
                     f"upload to the DVC remote failed: {_first_line(e)}",

@@ -162,7 +162,10 @@ class Registry:
         if ci not in CI_CHOICES:
             raise GitregError(f"unknown CI system {ci!r}", "use --ci github, gitlab or none")
         target = Path(path).resolve()
-        created_git = find_root(target) is None if target.exists() else True
+        existing_root = find_root(target) if target.exists() else None
+        created_git = existing_root is None
+        # Refuse a bad --remote before anything is created (no stray .git or .dvc left behind).
+        wanted_url = _remote_url(remote, existing_root or target) if remote else None
         git = GitRepo.init(target) if created_git else GitRepo(target)
         root = git.root
         git.ident()  # fail early, before writing anything, when git has no identity
@@ -173,7 +176,6 @@ class Registry:
         if not (root / ".dvc").is_dir():
             store.init(root)
             written += [".dvc/config", ".dvc/.gitignore", ".dvcignore"]
-        wanted_url = _remote_url(remote, root) if remote else None
         current = store.default_remote()
         if current is None or (wanted_url and current[1] != wanted_url):
             url = wanted_url or str(default_local_remote(root))
@@ -238,7 +240,9 @@ class Registry:
         status: Status = "registered"
         if record is not None:
             status = "validated" if record.passed else "failed"
-        return VersionInfo(
+        # Every part was validated when the tag block and the note were parsed: construct
+        # without validating again (it is the per-row cost of listing 10,000 versions).
+        return VersionInfo.model_construct(
             version=tag.name,
             model=summary.model,
             algorithm=summary.algorithm,
@@ -254,7 +258,7 @@ class Registry:
             message=human,
             commit=tag.commit,
             tag_object=tag.object,
-            lineage=Lineage(
+            lineage=Lineage.model_construct(
                 data_version=summary.data_version,
                 code_commit=summary.code_commit,
                 parent=summary.parent,

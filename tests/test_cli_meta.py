@@ -1,0 +1,33 @@
+"""Every CLI command has help text, a README entry, and a --json flag where it reports data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gitreg.cli import app
+
+README = (Path(__file__).parents[1] / "README.md").read_text()
+COMMANDS = sorted(
+    c.name or c.callback.__name__.rstrip("_") for c in app.registered_commands if c.callback is not None
+)
+
+
+def test_the_cli_has_the_core_commands():
+    assert {"init", "register", "list", "show", "compare", "pull", "validate", "demo"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_command_has_help_and_a_readme_entry(name: str):
+    result = CliRunner().invoke(app, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    assert len(result.output.strip().splitlines()) > 3
+    assert f"`gitreg {name}" in README, f"README's command table lacks gitreg {name}"
+
+
+@pytest.mark.parametrize("name", [c for c in COMMANDS if c != "demo"])
+def test_data_commands_take_json(name: str):
+    result = CliRunner().invoke(app, [name, "--help"])
+    assert "--json" in result.output
