@@ -99,7 +99,9 @@ class GitError(GitregError):
     """A git command that failed; ``command`` and ``stderr`` are kept."""
 
     def __init__(self, command: str, stderr: str, hint: str = "") -> None:
-        first = stderr.strip().splitlines()[-1] if stderr.strip() else "failed"
+        lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+        said = [line for line in lines if line.startswith(("fatal:", "error:"))]
+        first = (said or lines or ["failed"])[0]
         super().__init__(f"git {command}: {first}", hint or "see the git message above")
         self.command = command
         self.stderr = stderr

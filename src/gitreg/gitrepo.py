@@ -50,6 +50,16 @@ class TagRecord:
 
 
 @dataclass(frozen=True)
+class CommitRecord:
+    sha: str
+    parents: tuple[str, ...]
+    author: str
+    date: datetime
+    subject: str
+    body: str
+
+
+@dataclass(frozen=True)
 class TreeEntry:
     path: str
     mode: str
@@ -65,11 +75,21 @@ def _env() -> dict[str, str]:
 
 
 def run_git(
-    args: Sequence[str], cwd: Path | str, *, input: bytes | None = None, check: bool = True
+    args: Sequence[str],
+    cwd: Path | str,
+    *,
+    input: bytes | None = None,
+    check: bool = True,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     try:
         proc = subprocess.run(
-            ["git", *args], cwd=cwd, input=input, capture_output=True, env=_env(), check=False
+            ["git", *args],
+            cwd=cwd,
+            input=input,
+            capture_output=True,
+            env={**_env(), **(env or {})},
+            check=False,
         )
     except FileNotFoundError:
         raise GitError(args[0], "git is not installed", "install git 2.30 or newer") from None
@@ -313,6 +333,133 @@ class GitRepo:
         run_git(["notes", f"--ref={ref}", "merge", "-q", "-s", "ours", tmp], self.root)
         run_git(["update-ref", "-d", tmp], self.root, check=False)
         self.push(remote, [f"{ref}:{ref}"])
+
+    # -- branches and commits without touching the working tree -------------------------------
+    def branch_exists(self, branch: str) -> bool:
+        proc = run_git(["rev-parse", "--verify", "-q", f"refs/heads/{branch}"], self.root, check=False)
+        return proc.returncode == 0
+
+    def commit_file(
+        self,
+        base: str,
+        path: str,
+        content: bytes,
+        message: str,
+        *,
+        branch: str,
+        create: bool,
+    ) -> str:
+        """Commit ``content`` as ``path`` on top of ``base`` and move ``branch`` there, with a
+        private index: the working tree, the real index and HEAD stay as they are.
+        ``create`` refuses an existing branch; otherwise the branch must still be at ``base``
+        (compare-and-swap, so a concurrent change is never overwritten)."""
+        import tempfile
+
+        blob = self._git("hash-object", "-w", "--stdin", input=content).strip()
+        with tempfile.TemporaryDirectory(prefix="gitreg-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            run_git(["read-tree", base], self.root, env=env)
+            run_git(["update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"], self.root, env=env)
+            tree = run_git(["write-tree"], self.root, env=env).stdout.decode().strip()
+        commit = self._git("commit-tree", tree, "-p", base, "-F", "-", input=message.encode()).strip()
+        old = "" if create else base
+        proc = run_git(["update-ref", f"refs/heads/{branch}", commit, old], self.root, check=False)
+        if proc.returncode != 0:
+            raise GitError(
+                "update-ref",
+                proc.stderr.decode(errors="replace"),
+                f"branch {branch} exists already (delete it: git branch -D {branch})"
+                if create
+                else f"{branch} moved while gitreg worked; re-run the command",
+            )
+        return commit
+
+    def log_file(self, rev: str, path: str) -> list[CommitRecord]:
+        """Commits reachable from ``rev`` that touched ``path``, newest first: one git call."""
+        fmt = "%H%x00%P%x00%an <%ae>%x00%aI%x00%s%x00%b%x00%x00"
+        proc = run_git(["log", f"--format={fmt}", rev, "--", path], self.root, check=False)
+        if proc.returncode != 0:
+            return []
+        records = []
+        for chunk in proc.stdout.decode(errors="replace").split("\0\0"):
+            parts = chunk.lstrip("\n").split("\0")
+            if len(parts) < 6:
+                continue
+            sha, parents, author, date, subject, body = parts[:6]
+            records.append(
+                CommitRecord(sha, tuple(parents.split()), author, datetime.fromisoformat(date), subject, body)
+            )
+        return records
+
+    def merge_that_brought(self, commit: str, rev: str = "HEAD") -> CommitRecord | None:
+        """The oldest merge on ``rev``'s first-parent line that has ``commit`` in its history."""
+        fmt = "%H%x00%P%x00%an <%ae>%x00%aI%x00%s%x00%b%x00%x00"
+        proc = run_git(
+            ["log", f"--format={fmt}", "--merges", "--first-parent", "--ancestry-path", f"{commit}..{rev}"],
+            self.root,
+            check=False,
+        )
+        found = None
+        for chunk in proc.stdout.decode(errors="replace").split("\0\0"):
+            parts = chunk.lstrip("\n").split("\0")
+            if len(parts) >= 6:
+                sha, parents, author, date, subject, body = parts[:6]
+                found = CommitRecord(
+                    sha, tuple(parents.split()), author, datetime.fromisoformat(date), subject, body
+                )
+        return found
+
+    def first_parent_line(self, rev: str = "HEAD") -> set[str]:
+        proc = run_git(["rev-list", "--first-parent", rev], self.root, check=False)
+        return set(proc.stdout.decode().split())
+
+    def changed_files(self, commit: str) -> list[str]:
+        """Paths a (non-merge) commit changed against its first parent."""
+        proc = run_git(
+            ["diff-tree", "--no-commit-id", "--name-only", "-r", "-z", "--root", commit], self.root
+        )
+        return sorted(p for p in proc.stdout.decode().split("\0") if p)
+
+    def commit_message(self, commit: str) -> str:
+        return self._git("log", "-1", "--format=%B", commit)
+
+    def delete_branch(self, branch: str) -> None:
+        run_git(["branch", "-D", branch], self.root, check=False)
+
+    def revert_on_branch(self, commit: str, base: str, branch: str) -> str:
+        """``git revert`` ``commit`` on a new ``branch`` made from ``base``, in a temporary
+        worktree: the user's working tree is not touched. Returns the revert commit."""
+        import shutil
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(prefix="gitreg-worktree-"))
+        wt = tmp / "wt"
+        try:
+            run_git(["worktree", "add", "-q", "-b", branch, str(wt), base], self.root)
+            try:
+                run_git(["revert", "--no-edit", commit], wt)
+            except GitError:
+                run_git(["revert", "--abort"], wt, check=False)
+                run_git(["worktree", "remove", "--force", str(wt)], self.root, check=False)
+                run_git(["branch", "-D", branch], self.root, check=False)
+                raise
+            sha = run_git(["rev-parse", "HEAD"], wt).stdout.decode().strip()
+        finally:
+            run_git(["worktree", "remove", "--force", str(wt)], self.root, check=False)
+            shutil.rmtree(tmp, ignore_errors=True)
+            run_git(["worktree", "prune"], self.root, check=False)
+        return sha
+
+    def revert_here(self, commit: str) -> str:
+        """``git revert`` on the current branch (the caller checked that models.yaml is clean)."""
+        try:
+            run_git(["revert", "--no-edit", commit], self.root)
+        except GitError:
+            run_git(["revert", "--abort"], self.root, check=False)
+            raise
+        sha = self.rev_parse("HEAD")
+        assert sha is not None
+        return sha
 
     def config_get(self, key: str) -> str | None:
         proc = run_git(["config", "--get", key], self.root, check=False)

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import AliasEvent
 
@@ -195,6 +196,10 @@ class Manifest:
             held.append("archived")
         return held
 
+    def line_of(self, *keys: Any) -> int | None:
+        """1-based line of a key path such as ("models", "policy", "stages", "production")."""
+        return _line_of(self.doc, keys)
+
     def directions(self) -> tuple[set[str], set[str]]:
         higher = set(HIGHER_IS_BETTER) | set(self.model.metrics.higher_is_better)
         lower = (set(LOWER_IS_BETTER) - set(self.model.metrics.higher_is_better)) | set(
@@ -208,18 +213,91 @@ class Manifest:
         if name in self.model.models:
             return False
         models = self.doc.get("models")
-        if models is None:
-            from ruamel.yaml.comments import CommentedMap
-
+        if not isinstance(models, CommentedMap):
             models = CommentedMap()
             self.doc["models"] = models
-        from ruamel.yaml.comments import CommentedMap
-
+        elif models.fa.flow_style():
+            models.fa.set_block_style()  # `models: {}` from init grows as a block
         entry = CommentedMap()
         entry["path"] = path
         models[name] = entry
         self.model = _validate(self.doc, self.path)
         return True
+
+    def _entry(self, model: str) -> CommentedMap:
+        entry = (self.doc.get("models") or {}).get(model)
+        if not isinstance(entry, CommentedMap):
+            raise ManifestError(self.path, f"has no model {model!r}", "register a version of it first")
+        return entry
+
+    def _child_map(self, entry: CommentedMap, key: str) -> CommentedMap:
+        child = entry.get(key)
+        if not isinstance(child, CommentedMap):
+            child = CommentedMap()
+            entry[key] = child
+        return child
+
+    def set_stage(self, model: str, stage: str, version: str | None) -> str | None:
+        """Point ``stage`` of ``model`` at ``version`` (None clears it); returns the previous."""
+        entry = self._entry(model)
+        stages = self._child_map(entry, "stages")
+        previous = stages.get(stage)
+        if version is None:
+            stages.pop(stage, None)
+        else:
+            stages[stage] = version
+        self._revalidate()
+        return str(previous) if previous is not None else None
+
+    def set_canary(self, model: str, version: str | None, traffic: float | None = None) -> str | None:
+        """Set (or with None clear) the model's canary; returns the previous canary version."""
+        entry = self._entry(model)
+        old = entry.get("canary")
+        previous = str(old.get("version")) if isinstance(old, dict) and old.get("version") else None
+        if version is None:
+            entry.pop("canary", None)
+        else:
+            canary = CommentedMap()
+            canary["version"] = version
+            canary["traffic"] = int(traffic) if traffic is not None and traffic == int(traffic) else traffic
+            if isinstance(old, CommentedMap) and old.fa.flow_style():
+                canary.fa.set_flow_style()
+            entry["canary"] = canary
+        self._revalidate()
+        return previous
+
+    def archive(self, model: str, version: str) -> list[str]:
+        """Add ``version`` to the model's archived list and take it out of every stage and the
+        canary; returns the stages it lost."""
+        entry = self._entry(model)
+        lost = [s for s, v in (entry.get("stages") or {}).items() if v == version]
+        for stage in lost:
+            entry["stages"].pop(stage)
+        canary = entry.get("canary")
+        if isinstance(canary, dict) and canary.get("version") == version:
+            entry.pop("canary")
+            lost.append("canary")
+        archived = entry.get("archived")
+        if not isinstance(archived, CommentedSeq):
+            archived = CommentedSeq()
+            archived.fa.set_flow_style()
+            entry["archived"] = archived
+        if version not in archived:
+            archived.append(version)
+        self._revalidate()
+        return lost
+
+    def unarchive(self, model: str, version: str) -> bool:
+        entry = self._entry(model)
+        archived = entry.get("archived")
+        if isinstance(archived, list) and version in archived:
+            archived.remove(version)
+            self._revalidate()
+            return True
+        return False
+
+    def _revalidate(self) -> None:
+        self.model = _validate(self.doc, self.path)
 
     def dumps(self) -> str:
         buf = io.StringIO()
@@ -294,8 +372,6 @@ def loads(text: str, source: str = MANIFEST_FILE) -> Manifest:
     except RecursionError:
         raise ManifestError(source, "is nested too deeply") from None
     if doc is None:
-        from ruamel.yaml.comments import CommentedMap
-
         doc = CommentedMap()
     return Manifest(doc, _validate(doc, source), source)
 

@@ -18,6 +18,7 @@ from gitreg.errors import GitregError, MetadataError
 from gitreg.versions import is_version
 
 MAX_METADATA_BYTES = 1 << 20  # 1 MiB: metadata is a summary, not a data set
+MAX_METADATA_DEPTH = 64  # nested objects/lists; the tag message's JSON serializer stops near 250
 TAG_BLOCK_BEGIN = "-----BEGIN GITREG-----"
 TAG_BLOCK_END = "-----END GITREG-----"
 TAG_SCHEMA = 1
@@ -83,6 +84,33 @@ def _one_line(err: ValidationError) -> str:
     return f"{loc}: {first['msg']}"
 
 
+def _unwritable(data: Any) -> str | None:
+    """Why parsed JSON could not be written back into a tag message (None when it can).
+
+    ``json.loads`` accepts lone surrogate escapes ("\\ud800") and deep nesting; both would crash
+    the JSON serialization of the tag summary at registration, so they are refused here.
+    """
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_METADATA_DEPTH:
+            return f"is nested deeper than {MAX_METADATA_DEPTH} levels"
+        if isinstance(node, dict):
+            strings = list(node)
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            strings = []
+            stack.extend((v, depth + 1) for v in node)
+        else:
+            strings = [node] if isinstance(node, str) else []
+        for text in strings:
+            try:
+                text.encode()
+            except UnicodeEncodeError:
+                return f"contains a lone surrogate escape, which is not valid Unicode: {text[:40]!r}"
+    return None
+
+
 def parse_metadata(raw: bytes, source: str = "metadata.json") -> BundleMetadata:
     if len(raw) > MAX_METADATA_BYTES:
         raise MetadataError(source, f"is {len(raw)} bytes; the limit is {MAX_METADATA_BYTES}")
@@ -92,6 +120,9 @@ def parse_metadata(raw: bytes, source: str = "metadata.json") -> BundleMetadata:
         raise MetadataError(source, f"is not valid JSON ({e})") from None
     if not isinstance(data, dict):
         raise MetadataError(source, "must be a JSON object")
+    unfit = _unwritable(data)
+    if unfit:
+        raise MetadataError(source, unfit)
     try:
         return BundleMetadata.model_validate(data)
     except ValidationError as e:
@@ -160,7 +191,8 @@ def summary_from(
 
 
 def format_tag_message(summary: TagSummary, message: str | None = None) -> str:
-    subject = f"{summary.model} {summary.version}: {summary.algorithm}"
+    # One line, whatever the algorithm says: parse_tag_message drops exactly the first line.
+    subject = " ".join(f"{summary.model} {summary.version}: {summary.algorithm}".split())
     body = summary.model_dump_json(by_alias=True, indent=2, exclude_none=True)
     parts = [subject, ""]
     if message:

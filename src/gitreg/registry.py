@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from gitreg import lifecycle
 from gitreg import manifest as mf
 from gitreg.errors import (
     DirtyWorkingTree,
@@ -696,6 +697,59 @@ class Registry:
     def require_model(self, model: str) -> None:
         if model not in self.models():
             raise ModelNotFound(model)
+
+    # -- lifecycle (stages in models.yaml; see lifecycle.py) -------------------------------------
+    def promote(
+        self,
+        version: str,
+        stage: str | None,
+        *,
+        canary: float | None = None,
+        direct: bool = False,
+        push: bool = False,
+        force: bool = False,
+    ) -> lifecycle.ChangeResult:
+        """Move a version to staging / production / archived (or make it the canary), through
+        a pull request by default or a direct commit."""
+        return lifecycle.promote(self, version, stage, canary=canary, direct=direct, push=push, force=force)
+
+    def deploy(
+        self,
+        version: str,
+        *,
+        canary: float | None = None,
+        direct: bool = False,
+        push: bool = False,
+        force: bool = False,
+    ) -> lifecycle.ChangeResult:
+        """Promote a version to production (or canary): the operators' word for it."""
+        return self.promote(version, "production", canary=canary, direct=direct, push=push, force=force)
+
+    def rollback(
+        self,
+        model: str,
+        *,
+        stage: str = "production",
+        to: str | None = None,
+        direct: bool = False,
+        push: bool = False,
+    ) -> lifecycle.ChangeResult:
+        """Revert the commit that last moved the stage (or set ``to``)."""
+        return lifecycle.rollback(self, model, stage=stage, to=to, direct=direct, push=push)
+
+    def history(self, model: str | None = None, rev: str = "HEAD") -> list[lifecycle.StageChange]:
+        """Every stage change from `git log -- models.yaml`, newest first."""
+        if model is not None:
+            self.require_model(model)
+        return lifecycle.history(self, model, rev)
+
+    def status(self) -> list[lifecycle.ModelStatus]:
+        """Per model: what each stage holds, its status and age, and the last change."""
+        return lifecycle.status(self, self.clock())
+
+    def check(self, base: str | None = None) -> lifecycle.CheckReport:
+        """Validate models.yaml as a pull request must leave it (schema, tags, validation, policy)."""
+        return lifecycle.check(self, base)
 
 
 def _stem(metric: str) -> str:

@@ -105,7 +105,11 @@ def _child(request: dict[str, Any]) -> LoadReport:
         model.eval()
     else:
         report.kind = "state_dict"
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as e:
+            report.detail = f"neither TorchScript nor loadable with weights_only=True: {_reason(e)}"
+            return report
         report.load_seconds = time.perf_counter() - t0
         tensors = _tensors(obj)
         if not tensors:
@@ -119,8 +123,12 @@ def _child(request: dict[str, Any]) -> LoadReport:
     if shape:
         x = torch.zeros((1, *shape))
         t1 = time.perf_counter()
-        with torch.inference_mode():
-            y = model(x)
+        try:
+            with torch.inference_mode():
+                y = model(x)
+        except Exception as e:  # keep the load timing: the load itself worked
+            report.detail = f"forward pass on {list(x.shape)} failed: {_reason(e)}"
+            return report
         report.forward_seconds = time.perf_counter() - t1
         outs = _tensors(y)
         if not outs:
@@ -150,13 +158,33 @@ def _tensors(obj: Any) -> list[Any]:
     return []
 
 
+_BOILERPLATE = (
+    "Weights only load failed",
+    "Please file an issue",
+    "Check the documentation",
+    "The following operation failed",
+)
+
+
+def _reason(e: BaseException) -> str:
+    """The informative line of a torch error: its first line is often boilerplate (and the
+    weights-only one even suggests an unsafe retry), a TorchScript error ends with the cause."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if "Traceback of TorchScript" in str(e) and lines:
+        useful = lines[-1]
+    else:
+        useful = next((ln for ln in lines if not ln.startswith(_BOILERPLATE)), lines[0] if lines else "")
+    if not useful.startswith(type(e).__name__):
+        useful = f"{type(e).__name__}: {useful}" if useful else type(e).__name__
+    return useful[:300]
+
+
 def _main() -> None:
     request = json.loads(sys.stdin.read())
     try:
         report = _child(request)
     except Exception as e:  # the bundle is untrusted: any failure is a finding, not a crash
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        report = LoadReport(ok=False, detail=f"{type(e).__name__}: {first[:300]}")
+        report = LoadReport(ok=False, detail=_reason(e))
     sys.stdout.write("\n" + json.dumps(asdict(report)) + "\n")
     sys.stdout.flush()
 

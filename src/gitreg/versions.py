@@ -17,7 +17,8 @@ from gitreg.errors import InvalidModelName, InvalidVersionName
 VERSION_PATTERN = r"^v\d{4}-\d{2}-\d{2}--\d{2}h\d{2}(-\d+)?$"
 # Stricter than VERSION_PATTERN so that parse/format stay inverses: no "-0", "-1" or "-02".
 _STRICT = re.compile(
-    r"v(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})--(?P<h>\d{2})h(?P<mi>\d{2})(?:-(?P<seq>[2-9]|[1-9]\d+))?"
+    r"v(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})--(?P<h>\d{2})h(?P<mi>\d{2})(?:-(?P<seq>[2-9]|[1-9]\d+))?",
+    re.ASCII,  # \d must not match '٢' and other Unicode digits: format would not give them back
 )
 MODEL_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 _MODEL = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")

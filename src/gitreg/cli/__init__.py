@@ -228,6 +228,101 @@ def validate(
         raise typer.Exit(1)
 
 
+# -- lifecycle -----------------------------------------------------------------------------------
+DirectOpt = Annotated[
+    bool, typer.Option("--direct", help="Commit on the current branch instead of opening a pull request.")
+]
+PushOpt = Annotated[bool, typer.Option("--push", help="With --direct: push the branch to the Git remote.")]
+
+
+@app.command()
+@command
+def promote(
+    version: Annotated[str, typer.Argument(help="The version to move, e.g. v2025-07-06--18h51.")],
+    stage: Annotated[
+        str | None, typer.Argument(help="staging, production or archived (omit with --canary).")
+    ] = None,
+    canary: Annotated[
+        float | None, typer.Option(help="Make VERSION the model's canary with this share of traffic (%).")
+    ] = None,
+    direct: DirectOpt = False,
+    push: PushOpt = False,
+    force: Annotated[
+        bool, typer.Option(help="Allow production/canary without a passing validation record.")
+    ] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Change a version's stage in models.yaml: a branch + pull request (gh/glab), or --direct."""
+    result = _registry().promote(version, stage, canary=canary, direct=direct, push=push, force=force)
+    render.change_result(result, json)
+
+
+@app.command()
+@command
+def deploy(
+    version: Annotated[str, typer.Argument(help="The version to put in production.")],
+    canary: Annotated[
+        float | None, typer.Option(help="Deploy as a canary with this share of traffic (%) instead.")
+    ] = None,
+    direct: DirectOpt = False,
+    push: PushOpt = False,
+    force: Annotated[bool, typer.Option(help="Allow a version without a passing validation record.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Promote VERSION to production (or --canary PCT): a pull request, or --direct."""
+    result = _registry().deploy(version, canary=canary, direct=direct, push=push, force=force)
+    render.change_result(result, json)
+
+
+@app.command()
+@command
+def rollback(
+    model: Annotated[str, typer.Argument(help="The model, e.g. policy.")],
+    stage: Annotated[
+        str, typer.Option(help="The stage to roll back: production, staging or canary.")
+    ] = "production",
+    to: Annotated[str | None, typer.Option(help="Set this older version explicitly instead.")] = None,
+    direct: DirectOpt = False,
+    push: PushOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Undo the last change of a stage: `git revert` of the commit that made it (PR or --direct)."""
+    result = _registry().rollback(model, stage=stage, to=to, direct=direct, push=push)
+    render.change_result(result, json)
+
+
+@app.command()
+@command
+def check(
+    base: Annotated[
+        str | None, typer.Option(help="The pull request's target (e.g. origin/main) to compare against.")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Check models.yaml as a pull request leaves it; exit 1 on any problem (GitHub annotations in CI)."""
+    report = _registry().check(base)
+    render.check_report(report, json, github=os.environ.get("GITHUB_ACTIONS") == "true")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+@command
+def history(
+    model: Annotated[str | None, typer.Argument(help="Only this model (default: all).")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Every stage change from `git log -- models.yaml`: when, who, from -> to, commit, PR."""
+    render.history(_registry().history(model), json)
+
+
+@app.command()
+@command
+def status(json: JsonOpt = False) -> None:
+    """Per model: what each stage holds, its status and age, and the last change."""
+    render.status(_registry().status(), json)
+
+
 # -- demo ----------------------------------------------------------------------------------------
 @app.command()
 @command

@@ -326,3 +326,99 @@ def validation(rec: Any, as_json: bool, recorded: bool) -> None:
         c.print(f"  load {rec.load_seconds * 1000:.0f} ms{extra}")
     if recorded:
         c.print("  recorded on the tag (refs/notes/gitreg)")
+
+
+# -- lifecycle ----------------------------------------------------------------------------------------
+def change_result(r: Any, as_json: bool) -> None:
+    if as_json:
+        return emit_json(r)
+    what = f"{r.model} {r.stage}"
+    if not r.changed:
+        out(f"{what} is already {r.version}; nothing changed.")
+        return
+    target = r.version or "(cleared)"
+    verb = "rolled back" if r.action == "rollback" else "set"
+    how = ""
+    if r.kind == "revert":
+        how = f" (git revert of {r.reverted[:10]})"
+    elif r.kind == "restore":
+        how = f" (restored as before {r.reverted[:10]})"
+    if r.mode == "direct":
+        out(f"{verb} {what} to {target} in {r.commit[:10]} on {r.branch}{how}")
+        if r.pushed:
+            out(f"pushed {r.branch} to {r.remote}")
+        return
+    out(f"{what}: {r.previous or 'none'} -> {target}{how}")
+    out(f"branch {r.branch} ({r.commit[:10]}) from {r.base}")
+    if not r.pushed:
+        out("this repository has no Git remote: push the branch and open a pull request, or use --direct")
+    elif r.pr_tool:
+        out(f"pull request opened with {r.pr_tool}: {r.pr_url or '(see above)'}")
+    elif r.pr_url:
+        out(f"pushed; open the pull request: {r.pr_url}")
+    else:
+        out(f"pushed to {r.remote}; open a pull request from {r.branch} into {r.base}")
+
+
+def check_report(r: Any, as_json: bool, github: bool) -> None:
+    if as_json:
+        emit_json(r)
+    elif r.ok:
+        out(f"{r.file}: ok ({r.models} models" + (f", compared with {r.base})" if r.base else ")"))
+    for p in r.problems:
+        where = f"{r.file}:{p.line}" if p.line else r.file
+        if github:
+            loc = f"file={r.file}" + (f",line={p.line}" if p.line else "")
+            sys.stdout.write(f"::error {loc}::{p.message}\n")
+        if not as_json:
+            sys.stderr.write(f"{where}: error: {p.message}\n")
+    if not r.ok and not as_json:
+        sys.stderr.write(f"{len(r.problems)} problem(s) in {r.file}\n")
+
+
+def history(changes: list[Any], as_json: bool) -> None:
+    if as_json:
+        return emit_json(changes)
+    if not changes:
+        out("No stage changes yet. Promote a version with: gitreg promote VERSION staging")
+        return
+    from rich.table import Table
+
+    t = Table(box=None, header_style="bold")
+    for col in ("WHEN", "MODEL", "STAGE", "FROM", "TO", "WHO", "COMMIT", "PR"):
+        t.add_column(col, no_wrap=True)
+    for c in changes:
+        to = c.version or "—"
+        if c.traffic is not None:
+            to += f" ({_num(c.traffic)}%)"
+        who = c.author.split(" <")[0]
+        pr = f"#{c.pull_request}" if c.pull_request else (c.merge[:10] if c.merge else "")
+        t.add_row(_when(c.date), c.model, c.stage, c.previous or "—", to, who, c.commit[:10], pr)
+    console().print(t)
+
+
+def status(models: list[Any], as_json: bool) -> None:
+    if as_json:
+        return emit_json(models)
+    if not models:
+        out("No models yet. Register one with: gitreg register BUNDLE_DIR --model NAME")
+        return
+    c = console()
+    for m in models:
+        c.print(
+            f"[bold]{m.model}[/]  {m.versions} versions, {m.archived} archived"
+            + (f", latest {m.latest}" if m.latest else "")
+        )
+        if not m.stages:
+            c.print("  [dim]no stage set[/]")
+        for s in m.stages:
+            style = _STATUS_STYLE.get(s.status, "red")
+            share = f" {_num(s.traffic)}%" if s.traffic is not None else ""
+            age = f"{s.age_days:.1f} days old" if s.age_days is not None else "no such tag"
+            c.print(f"  {s.stage + share:<16} {s.version}  [{style}]{s.status}[/]  {age}")
+        if m.last_change:
+            lc = m.last_change
+            c.print(
+                f"  [dim]last change: {lc.stage} {lc.previous or '—'} -> {lc.version or '—'} "
+                f"{_when(lc.date)} by {lc.author.split(' <')[0]} ({lc.commit[:10]})[/]"
+            )

@@ -1,0 +1,738 @@
+"""The stage lifecycle in Git: promote, deploy, rollback, history, status and check.
+
+Stages live in ``models.yaml``. A change is a commit on a new branch pushed for a pull request
+(review is the approval) or, with ``direct``, a commit on the current branch. Branch commits
+are made with a private index (the user's working tree, index and HEAD are never touched).
+Rollback is ``git revert`` of the commit that last moved the stage. The history of every stage
+is read back from ``git log -- models.yaml`` in two git calls.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from gitreg import manifest as mf
+from gitreg.errors import DirtyWorkingTree, GitError, GitregError, ManifestError, ModelNotFound
+from gitreg.gitrepo import CommitRecord
+
+if TYPE_CHECKING:
+    from gitreg.registry import Registry, VersionInfo
+
+PROMOTE_STAGES = ("staging", "production", "archived")
+ROLLBACK_STAGES = ("staging", "production", "canary")
+TRAILER_KEYS = ("Gitreg-Model", "Gitreg-Stage", "Gitreg-Version", "Gitreg-Previous")
+_PR_PATTERNS = (
+    re.compile(r"Merge pull request #(\d+)"),
+    re.compile(r"\(#(\d+)\)\s*$"),
+    re.compile(r"See merge request \S*!(\d+)"),
+)
+
+
+# -- results -----------------------------------------------------------------------------------
+class StageChange(BaseModel):
+    model: str
+    stage: str
+    version: str | None  # what the stage holds after the change (None: cleared)
+    previous: str | None
+    traffic: float | None = None
+    commit: str
+    author: str
+    date: datetime
+    subject: str
+    merge: str | None = None
+    pull_request: int | None = None
+
+
+class ChangeResult(BaseModel):
+    action: Literal["promote", "rollback"]
+    model: str
+    stage: str
+    version: str | None
+    previous: str | None
+    changed: bool
+    mode: Literal["pr", "direct"]
+    base: str
+    branch: str
+    commit: str | None = None
+    pushed: bool = False
+    remote: str | None = None
+    pr_tool: str | None = None
+    pr_url: str | None = None
+    kind: str | None = None  # rollback: revert | restore | to
+    reverted: str | None = None
+    subject: str = ""
+
+
+class StageState(BaseModel):
+    stage: str
+    version: str
+    status: str
+    registered_at: datetime | None = None
+    age_days: float | None = None
+    traffic: float | None = None
+
+
+class ModelStatus(BaseModel):
+    model: str
+    path: str
+    stages: list[StageState] = Field(default_factory=list)
+    versions: int = 0
+    archived: int = 0
+    latest: str | None = None
+    last_change: StageChange | None = None
+
+
+class Problem(BaseModel):
+    message: str
+    line: int | None = None
+    model: str | None = None
+
+
+class CheckReport(BaseModel):
+    ok: bool
+    file: str = mf.MANIFEST_FILE
+    base: str | None = None
+    models: int = 0
+    problems: list[Problem] = Field(default_factory=list)
+
+
+# -- reading the manifest's history --------------------------------------------------------------
+StageValue = tuple[str, float | None] | None  # (version, traffic for canary) or None
+
+
+def stage_value(m: mf.ManifestModel | None, model: str, stage: str) -> StageValue:
+    entry = m.models.get(model) if m else None
+    if entry is None:
+        return None
+    if stage == "canary":
+        return (entry.canary.version, entry.canary.traffic) if entry.canary else None
+    v = entry.stages.get(stage)
+    return (v, None) if v else None
+
+
+def _stages_of(m: mf.ManifestModel | None, model: str) -> set[str]:
+    entry = m.models.get(model) if m else None
+    if entry is None:
+        return set()
+    return set(entry.stages) | ({"canary"} if entry.canary else set())
+
+
+def _parse_manifest(raw: bytes | None) -> mf.ManifestModel | None:
+    if raw is None:
+        return None
+    try:
+        return mf.loads(raw.decode()).model
+    except (ManifestError, UnicodeDecodeError):
+        return None
+
+
+def manifest_history(
+    reg: Registry, rev: str
+) -> list[tuple[CommitRecord, mf.ManifestModel | None, mf.ManifestModel | None]]:
+    """(commit, manifest before it, manifest after it) for each commit that touched
+    models.yaml, newest first: two git calls whatever the history's length."""
+    log = reg.git.log_file(rev, mf.MANIFEST_FILE)
+    keys = []
+    for c in log:
+        keys.append(f"{c.sha}:{mf.MANIFEST_FILE}")
+        if c.parents:
+            keys.append(f"{c.parents[0]}:{mf.MANIFEST_FILE}")
+    blobs = reg.git.read_objects(keys)
+    parsed: dict[str, mf.ManifestModel | None] = {k: _parse_manifest(v) for k, v in blobs.items()}
+    out = []
+    for c in log:
+        after = parsed.get(f"{c.sha}:{mf.MANIFEST_FILE}")
+        before = parsed.get(f"{c.parents[0]}:{mf.MANIFEST_FILE}") if c.parents else None
+        out.append((c, before, after))
+    return out
+
+
+def _pr_number(*subjects: str) -> int | None:
+    for text in subjects:
+        for pattern in _PR_PATTERNS:
+            m = pattern.search(text)
+            if m:
+                return int(m.group(1))
+    return None
+
+
+def history(reg: Registry, model: str | None = None, rev: str = "HEAD") -> list[StageChange]:
+    """Every stage change (of one model or all), newest first, with the PR merge when visible."""
+    if reg.git.rev_parse(rev) is None:
+        return []
+    changes: list[StageChange] = []
+    for c, before, after in manifest_history(reg, rev):
+        if c.subject.startswith("Merge ") and len(c.parents) > 1:
+            continue  # a merge repeats its branch's change; the branch commit is reported
+        names = set(after.models if after else {}) | set(before.models if before else {})
+        for name in sorted(names):
+            if model is not None and name != model:
+                continue
+            for stage in sorted(_stages_of(before, name) | _stages_of(after, name)):
+                old, new = stage_value(before, name, stage), stage_value(after, name, stage)
+                if old == new:
+                    continue
+                changes.append(
+                    StageChange(
+                        model=name,
+                        stage=stage,
+                        version=new[0] if new else None,
+                        previous=old[0] if old else None,
+                        traffic=new[1] if new else None,
+                        commit=c.sha,
+                        author=c.author,
+                        date=c.date,
+                        subject=c.subject,
+                    )
+                )
+            old_arch = set(before.models[name].archived) if before and name in before.models else set()
+            new_arch = set(after.models[name].archived) if after and name in after.models else set()
+            for v in sorted(new_arch - old_arch):
+                changes.append(
+                    StageChange(
+                        model=name,
+                        stage="archived",
+                        version=v,
+                        previous=None,
+                        commit=c.sha,
+                        author=c.author,
+                        date=c.date,
+                        subject=c.subject,
+                    )
+                )
+    if changes:
+        line = reg.git.first_parent_line(rev)
+        merges: dict[str, CommitRecord | None] = {}
+        for ch in changes:
+            if ch.commit not in line and ch.commit not in merges:
+                merges[ch.commit] = reg.git.merge_that_brought(ch.commit, rev)
+            merge = merges.get(ch.commit)
+            ch.merge = merge.sha if merge else None
+            ch.pull_request = _pr_number(merge.subject if merge else "", ch.subject)
+    return changes
+
+
+# -- making a change -------------------------------------------------------------------------------
+def _trailers(model: str, stage: str, version: str | None, previous: str | None) -> str:
+    values = (model, stage, version or "none", previous or "none")
+    return "\n".join(f"{k}: {v}" for k, v in zip(TRAILER_KEYS, values, strict=True))
+
+
+def _base(reg: Registry) -> tuple[str, str]:
+    branch = reg.git.current_branch()
+    if branch is None:
+        raise GitregError(
+            "HEAD is detached", "check out the branch models.yaml lives on (e.g. git switch main)"
+        )
+    head = reg.git.rev_parse("HEAD")
+    if head is None:
+        raise GitregError("this repository has no commits yet", "run `gitreg init` first")
+    dirty = reg.git.changed_paths([mf.MANIFEST_FILE])
+    if dirty:
+        raise DirtyWorkingTree(dirty)
+    return branch, head
+
+
+def _manifest_at(reg: Registry, rev: str) -> mf.Manifest:
+    raw = reg.git.read_file(rev, mf.MANIFEST_FILE)
+    if raw is None:
+        raise ManifestError(mf.MANIFEST_FILE, f"does not exist at {rev[:12]}", "run `gitreg init` first")
+    return mf.loads(raw.decode(errors="replace"))
+
+
+def _branch_name(model: str, stage: str, version: str) -> str:
+    return f"gitreg/{model}-{stage}-{version}"
+
+
+def _apply(
+    reg: Registry,
+    *,
+    action: Literal["promote", "rollback"],
+    model: str,
+    stage: str,
+    version: str | None,
+    previous: str | None,
+    base_branch: str,
+    base: str,
+    new_text: bytes,
+    message: str,
+    direct: bool,
+    push: bool,
+    branch: str,
+    kind: str | None = None,
+    reverted: str | None = None,
+) -> ChangeResult:
+    """Commit a new models.yaml (direct: here; else: on ``branch`` for a pull request)."""
+    subject = message.splitlines()[0]
+    remote = reg.git.remote_name()
+    result = ChangeResult(
+        action=action,
+        model=model,
+        stage=stage,
+        version=version,
+        previous=previous,
+        changed=True,
+        mode="direct" if direct else "pr",
+        base=base_branch,
+        branch=base_branch if direct else branch,
+        remote=remote,
+        kind=kind,
+        reverted=reverted,
+        subject=subject,
+    )
+    if direct:
+        before = reg.manifest_path.read_bytes()
+        try:
+            mf.atomic_write(reg.manifest_path, new_text)
+            result.commit = reg.git.commit_paths([mf.MANIFEST_FILE], message)
+        except BaseException:
+            reg.git.unstage([mf.MANIFEST_FILE])
+            mf.atomic_write(reg.manifest_path, before)
+            raise
+        if push:
+            _push(reg, remote, [f"HEAD:refs/heads/{base_branch}"])
+            result.pushed = True
+        return result
+    result.commit = reg.git.commit_file(base, mf.MANIFEST_FILE, new_text, message, branch=branch, create=True)
+    return _publish(reg, result, remote, base_branch, branch, message)
+
+
+def _publish(
+    reg: Registry, result: ChangeResult, remote: str | None, base_branch: str, branch: str, message: str
+) -> ChangeResult:
+    from gitreg import forge
+
+    if remote is None:
+        return result  # no remote: the branch stays local; the CLI says how to go on
+    try:
+        _push(reg, remote, [f"refs/heads/{branch}:refs/heads/{branch}"])
+    except GitregError:
+        reg.git.delete_branch(branch)  # a refusal leaves nothing behind: re-running works
+        raise
+    result.pushed = True
+    title, _, body = message.partition("\n")
+    pr = forge.open_pull_request(
+        reg.root, reg.git.remote_url(remote), base_branch, branch, title, body.strip()
+    )
+    result.pr_tool, result.pr_url = pr.tool, pr.url
+    return result
+
+
+def _push(reg: Registry, remote: str | None, refspecs: list[str]) -> None:
+    if remote is None:
+        raise GitregError("--push: this repository has no Git remote", "add one: git remote add origin URL")
+    reg.git.push(remote, refspecs)
+
+
+def promote(
+    reg: Registry,
+    version: str,
+    stage: str | None,
+    *,
+    canary: float | None = None,
+    direct: bool = False,
+    push: bool = False,
+    force: bool = False,
+) -> ChangeResult:
+    """Move ``version`` of its model to ``stage`` (staging, production, archived) or make it
+    the canary with ``canary`` percent of traffic."""
+    if canary is not None:
+        if stage not in (None, "production", "canary"):
+            raise GitregError(
+                "--canary goes with production (or no stage)", f"gitreg promote {version} --canary PCT"
+            )
+        if not 0 <= canary <= 100:
+            raise GitregError(f"canary traffic {canary:g} is not a percentage", "use 0 to 100")
+        stage = "canary"
+    if stage is None:
+        raise GitregError(
+            "which stage?", f"gitreg promote {version} staging|production|archived, or --canary PCT"
+        )
+    if stage not in (*PROMOTE_STAGES, "canary"):
+        raise GitregError(f"unknown stage {stage!r}", "use staging, production or archived (or --canary PCT)")
+    if push and not direct:
+        push = False  # the pull-request path always pushes its branch
+    info = reg.get(version)
+    model = info.model
+    base_branch, base = _base(reg)
+    with reg.lock():
+        m = _manifest_at(reg, base)
+        if model not in m.model.models:
+            m.ensure_model(model, f"models/{model}")
+        entry = m.model.models[model]
+        if stage != "archived" and version in entry.archived:
+            raise GitregError(
+                f"{version} is archived",
+                "archived versions are retired: register the bundle again, or edit models.yaml in a PR",
+            )
+        if stage in ("production", "canary") and info.status != "validated" and not force:
+            raise GitregError(
+                f"{version} has no passing validation record ({info.status})",
+                f"run `gitreg validate {version} --record` (CI does it on tag push), or pass --force",
+            )
+        if stage == "archived" and entry.stages.get("production") == version:
+            raise GitregError(
+                f"{version} is the production version of {model}",
+                "promote another version to production first",
+            )
+        before = m.model.model_dump()
+        if stage == "canary":
+            previous = m.set_canary(model, version, canary)
+            label = f"canary ({canary:g}%)"
+        elif stage == "archived":
+            previous = None
+            m.archive(model, version)
+            label = "archived"
+        else:
+            previous = m.set_stage(model, stage, version)
+            label = stage
+            if stage == "production" and entry.canary and entry.canary.version == version:
+                m.set_canary(model, None)  # the canary graduates: it no longer splits traffic
+        if m.model.model_dump() == before:
+            return ChangeResult(
+                action="promote",
+                model=model,
+                stage=stage,
+                version=version,
+                previous=previous,
+                changed=False,
+                mode="direct" if direct else "pr",
+                base=base_branch,
+                branch=base_branch,
+            )
+        verb = "archive" if stage == "archived" else "promote"
+        target = "" if stage == "archived" else f" to {label}"
+        message = f"{verb} {model} {version}{target}\n\n{_trailers(model, stage, version, previous)}\n"
+        return _apply(
+            reg,
+            action="promote",
+            model=model,
+            stage=stage,
+            version=version,
+            previous=previous,
+            base_branch=base_branch,
+            base=base,
+            new_text=m.dumps().encode(),
+            message=message,
+            direct=direct,
+            push=push,
+            branch=_branch_name(model, stage, version),
+        )
+
+
+def rollback(
+    reg: Registry,
+    model: str,
+    *,
+    stage: str = "production",
+    to: str | None = None,
+    direct: bool = False,
+    push: bool = False,
+) -> ChangeResult:
+    """Undo the last change of ``model``'s ``stage``: ``git revert`` of the commit that made it
+    (or, when that commit changed other lines too, a commit restoring only this stage); ``to``
+    sets an explicit older version instead."""
+    if stage not in ROLLBACK_STAGES:
+        raise GitregError(f"cannot roll back stage {stage!r}", "use production, staging or canary")
+    if push and not direct:
+        push = False
+    base_branch, base = _base(reg)
+    with reg.lock():
+        m = _manifest_at(reg, base)
+        if model not in m.model.models:
+            raise ModelNotFound(model)
+        current = stage_value(m.model, model, stage)
+        current_v = current[0] if current else None
+        if to is not None:
+            info = reg.get(to)
+            if info.model != model:
+                raise GitregError(
+                    f"{to} is a version of {info.model}, not {model}", "pick a version of this model"
+                )
+            if to in m.model.models[model].archived:
+                raise GitregError(f"{to} is archived", "pick a version that is not archived")
+            if current_v == to:
+                raise GitregError(f"{model} {stage} is already {to}", "nothing to roll back")
+            if stage == "canary":
+                traffic = current[1] if current else 10.0
+                m.set_canary(model, to, traffic)
+            else:
+                m.set_stage(model, stage, to)
+            message = f"rollback {model} {stage} to {to}\n\n{_trailers(model, stage, to, current_v)}\n"
+            return _apply(
+                reg,
+                action="rollback",
+                model=model,
+                stage=stage,
+                version=to,
+                previous=current_v,
+                base_branch=base_branch,
+                base=base,
+                new_text=m.dumps().encode(),
+                message=message,
+                direct=direct,
+                push=push,
+                branch=_branch_name(model, f"rollback-{stage}", to),
+                kind="to",
+            )
+        last = next(
+            (
+                (c, b, a)
+                for c, b, a in manifest_history(reg, base)
+                if stage_value(b, model, stage) != stage_value(a, model, stage)
+                and not (c.subject.startswith("Merge ") and len(c.parents) > 1)
+            ),
+            None,
+        )
+        if last is None:
+            raise GitregError(
+                f"no commit ever changed the {stage} stage of {model}",
+                f"set one explicitly: gitreg rollback {model} --stage {stage} --to VERSION",
+            )
+        commit, before, after = last
+        old = stage_value(before, model, stage)
+        old_v = old[0] if old else None
+        only_this = (
+            len(commit.parents) == 1
+            and reg.git.changed_files(commit.sha) == [mf.MANIFEST_FILE]
+            and _without(before, model, stage) == _without(after, model, stage)
+        )
+        branch = _branch_name(model, f"rollback-{stage}", old_v or "none")
+        if only_this:
+            subject = f'Revert "{commit.subject}"'
+            result = ChangeResult(
+                action="rollback",
+                model=model,
+                stage=stage,
+                version=old_v,
+                previous=current_v,
+                changed=True,
+                mode="direct" if direct else "pr",
+                base=base_branch,
+                branch=base_branch if direct else branch,
+                remote=reg.git.remote_name(),
+                kind="revert",
+                reverted=commit.sha,
+                subject=subject,
+            )
+            try:
+                if direct:
+                    result.commit = reg.git.revert_here(commit.sha)
+                    if push:
+                        _push(reg, result.remote, [f"HEAD:refs/heads/{base_branch}"])
+                        result.pushed = True
+                    return result
+                if reg.git.branch_exists(branch):
+                    raise GitError(
+                        "branch", "", f"branch {branch} exists already (delete it: git branch -D {branch})"
+                    )
+                result.commit = reg.git.revert_on_branch(commit.sha, base, branch)
+            except GitError as e:
+                if "conflict" not in e.stderr.lower():
+                    raise
+                # Later commits touched neighbouring lines: restore just this stage instead.
+            else:
+                message = reg.git.commit_message(result.commit)
+                return _publish(reg, result, result.remote, base_branch, branch, message)
+        if stage == "canary":
+            m.set_canary(model, old[0] if old else None, old[1] if old else None)
+        else:
+            m.set_stage(model, stage, old_v)
+        message = (
+            f'Revert "{commit.subject}"\n\n'
+            f"This restores only the {stage} stage of {model} as it was before {commit.sha[:12]};\n"
+            f"the other changes of that commit are kept.\n\n"
+            f"{_trailers(model, stage, old_v, current_v)}\n"
+        )
+        return _apply(
+            reg,
+            action="rollback",
+            model=model,
+            stage=stage,
+            version=old_v,
+            previous=current_v,
+            base_branch=base_branch,
+            base=base,
+            new_text=m.dumps().encode(),
+            message=message,
+            direct=direct,
+            push=push,
+            branch=branch,
+            kind="restore",
+            reverted=commit.sha,
+        )
+
+
+def _without(m: mf.ManifestModel | None, model: str, stage: str) -> dict[str, Any]:
+    data = m.model_dump() if m else {}
+    entry = data.get("models", {}).get(model)
+    if entry is not None:
+        if stage == "canary":
+            entry["canary"] = None
+        else:
+            entry["stages"].pop(stage, None)
+    return data
+
+
+# -- status and check ----------------------------------------------------------------------------
+def status(reg: Registry, now: datetime | None = None) -> list[ModelStatus]:
+    now = now or datetime.now(UTC)
+    m = reg.manifest()
+    versions = reg.versions()
+    by_name = {v.version: v for v in versions}
+    changes = history(reg) if reg.git.has_commits() else []
+    result = []
+    for name in sorted(set(m.model.models) | {v.model for v in versions}):
+        entry = m.model.models.get(name)
+        own = [v for v in versions if v.model == name]
+        states = []
+        if entry is not None:
+            held = [(s, v, None) for s, v in entry.stages.items()]
+            if entry.canary:
+                held.append(("canary", entry.canary.version, entry.canary.traffic))
+            for stage, v, traffic in held:
+                info: VersionInfo | None = by_name.get(v)
+                states.append(
+                    StageState(
+                        stage=stage,
+                        version=v,
+                        status=info.status if info else "missing",
+                        registered_at=info.registered_at if info else None,
+                        age_days=round((now - info.registered_at).total_seconds() / 86400, 2)
+                        if info
+                        else None,
+                        traffic=traffic,
+                    )
+                )
+        result.append(
+            ModelStatus(
+                model=name,
+                path=entry.path if entry else f"models/{name}",
+                stages=states,
+                versions=len(own),
+                archived=len(entry.archived) if entry else 0,
+                latest=own[0].version if own else None,
+                last_change=next((c for c in changes if c.model == name), None),
+            )
+        )
+    return result
+
+
+def check(reg: Registry, base: str | None = None) -> CheckReport:
+    """Everything a pull request touching models.yaml must satisfy."""
+    try:
+        m = mf.load(reg.manifest_path)
+    except ManifestError as e:
+        return CheckReport(ok=False, base=base, problems=[Problem(message=e.problem, line=e.line)])
+    problems: list[Problem] = []
+    versions = {v.version: v for v in reg.versions()}
+
+    def add(model: str | None, ln: int | None, message: str) -> None:
+        problems.append(Problem(model=model, line=ln, message=message))
+
+    def line(*keys: Any) -> int | None:
+        return m.line_of("models", *keys)
+
+    def check_ref(model: str, where: str, version: str, ln: int | None, need_validated: bool) -> None:
+        info = versions.get(version)
+        if info is None:
+            add(
+                model,
+                ln,
+                f"{model} {where}: {version} is not a version tag in this repository "
+                "(push the tag, or fetch tags: git fetch --tags)",
+            )
+        elif info.model != model:
+            add(model, ln, f"{model} {where}: {version} is a version of {info.model}, not {model}")
+        elif need_validated and info.status != "validated":
+            add(
+                model,
+                ln,
+                f"{model} {where}: {version} has no passing validation record "
+                f"({info.status}); run gitreg validate {version} --record",
+            )
+
+    for name, entry in m.model.models.items():
+        for stage, v in entry.stages.items():
+            check_ref(name, stage, v, line(name, "stages", stage), stage == "production")
+            if v in entry.archived:
+                add(
+                    name,
+                    line(name, "stages", stage),
+                    f"{name} {stage}: {v} is archived; archived versions hold no stage",
+                )
+        if entry.canary:
+            check_ref(name, "canary", entry.canary.version, line(name, "canary", "version"), True)
+            if entry.canary.version in entry.archived:
+                add(name, line(name, "canary"), f"{name} canary: {entry.canary.version} is archived")
+        for i, v in enumerate(entry.archived):
+            check_ref(name, "archived", v, line(name, "archived", i), False)
+
+    for key in sorted(set(m.model.policy) - set(POLICY_KEYS)):
+        add(None, m.line_of("policy", key), f"policy: unknown key {key!r} (known: {', '.join(POLICY_KEYS)})")
+
+    base_m: mf.ManifestModel | None = None
+    if base is not None:
+        if reg.git.rev_parse(base) is None:
+            raise GitregError(f"--base {base}: no such revision", "fetch it first: git fetch origin")
+        base_m = _parse_manifest(reg.git.read_file(base, mf.MANIFEST_FILE))
+        for name in m.model.models:
+            changed = sorted(
+                s
+                for s in _stages_of(base_m, name) | _stages_of(m.model, name)
+                if stage_value(base_m, name, s) != stage_value(m.model, name, s)
+            )
+            if _canary_graduation(base_m, m.model, name, changed):
+                changed = ["production"]
+            if len(changed) > 1:
+                add(
+                    name,
+                    line(name),
+                    f"{name}: {len(changed)} stages change in one pull request "
+                    f"({', '.join(changed)}); change one stage per pull request",
+                )
+
+    if m.model.policy.get("require_staging_before_production"):
+        staged = _ever_staged(reg, base_m, m.model)
+        for name, entry in m.model.models.items():
+            prod = entry.stages.get("production")
+            old = stage_value(base_m, name, "production") if base_m else None
+            if prod and (old is None or old[0] != prod) and prod not in staged.get(name, set()):
+                add(
+                    name,
+                    line(name, "stages", "production"),
+                    f"{name} production: {prod} was never in staging"
+                    " (policy require_staging_before_production)",
+                )
+    return CheckReport(ok=not problems, base=base, models=len(m.model.models), problems=problems)
+
+
+POLICY_KEYS = ("require_staging_before_production", "allow_torchscript", "require_signed", "max_bundle_bytes")
+
+
+def _canary_graduation(
+    base: mf.ManifestModel | None, head: mf.ManifestModel, name: str, changed: list[str]
+) -> bool:
+    """production := the canary, canary cleared: one promotion, not two changes."""
+    if sorted(changed) != ["canary", "production"]:
+        return False
+    old_canary = stage_value(base, name, "canary")
+    new_prod = stage_value(head, name, "production")
+    return old_canary is not None and new_prod is not None and old_canary[0] == new_prod[0]
+
+
+def _ever_staged(reg: Registry, base: mf.ManifestModel | None, head: mf.ManifestModel) -> dict[str, set[str]]:
+    staged: dict[str, set[str]] = {}
+    for m in (base, head):
+        for name, entry in m.models.items() if m else []:
+            if entry.stages.get("staging"):
+                staged.setdefault(name, set()).add(entry.stages["staging"])
+    if reg.git.has_commits():
+        for change in history(reg):
+            if change.stage == "staging" and change.version:
+                staged.setdefault(change.model, set()).add(change.version)
+    return staged
