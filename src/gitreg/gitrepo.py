@@ -99,10 +99,15 @@ def run_git(
 
 
 def find_root(path: Path) -> Path | None:
+    """The working tree's top folder, or a bare repository's own folder; None outside Git."""
     proc = run_git(["rev-parse", "--show-toplevel"], path, check=False)
-    if proc.returncode != 0:
-        return None
-    return Path(proc.stdout.decode().strip())
+    if proc.returncode == 0 and proc.stdout.strip():
+        return Path(proc.stdout.decode().strip())
+    proc = run_git(["rev-parse", "--is-bare-repository", "--absolute-git-dir"], path, check=False)
+    lines = proc.stdout.decode().split()
+    if proc.returncode == 0 and lines[:1] == ["true"]:
+        return Path(lines[1])
+    return None
 
 
 class GitRepo:
@@ -117,6 +122,28 @@ class GitRepo:
             raise NotARegistry(str(path), "is not inside a Git repository")
         self.root = root
         self._repo: Repo | None = None
+
+    @property
+    def bare(self) -> bool:
+        return run_git(["rev-parse", "--is-bare-repository"], self.root).stdout.strip() == b"true"
+
+    @classmethod
+    def mirror(cls, url: str, path: Path) -> GitRepo:
+        """A bare mirror of ``url`` at ``path`` (cloned the first time)."""
+        if not (path / "HEAD").exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".cloning")
+            if tmp.exists():
+                import shutil
+
+                shutil.rmtree(tmp)
+            run_git(["clone", "-q", "--mirror", url, str(tmp)], path.parent)
+            tmp.rename(path)
+        return cls(path)
+
+    def fetch_mirror(self) -> None:
+        """Bring every ref of a mirror (branches, tags, notes) in step with its origin."""
+        run_git(["fetch", "-q", "--prune", "--force", "origin"], self.root)
 
     @classmethod
     def init(cls, path: Path) -> GitRepo:
@@ -299,6 +326,24 @@ class GitRepo:
     def delete_tag(self, name: str) -> None:
         run_git(["tag", "-d", name], self.root, check=False)
 
+    def delete_tags(self, names: Sequence[str]) -> list[str]:
+        """Delete these local tags (a few git calls for any number); returns those deleted."""
+        have = set(self._git("tag", "--list").split())
+        todo = [n for n in dict.fromkeys(names) if n in have]
+        for i in range(0, len(todo), 500):
+            run_git(["tag", "-d", *todo[i : i + 500]], self.root)
+        return todo
+
+    def delete_remote_tags(self, remote: str, names: Sequence[str]) -> list[str]:
+        """Delete these tags on ``remote`` (those it has: deleting a missing ref fails a push);
+        returns those deleted."""
+        out = run_git(["ls-remote", "--tags", "--refs", remote], self.root).stdout.decode()
+        have = {line.split("\t", 1)[1].removeprefix("refs/tags/") for line in out.splitlines() if "\t" in line}
+        todo = [n for n in dict.fromkeys(names) if n in have]
+        for i in range(0, len(todo), 500):
+            self.push(remote, [f":refs/tags/{n}" for n in todo[i : i + 500]])
+        return todo
+
     def add_note(self, obj: str, text: str, ref: str = NOTES_REF) -> None:
         run_git(["notes", f"--ref={ref}", "add", "-f", "-F", "-", obj], self.root, input=text.encode())
 
@@ -376,13 +421,14 @@ class GitRepo:
 
     def log_file(self, rev: str, path: str) -> list[CommitRecord]:
         """Commits reachable from ``rev`` that touched ``path``, newest first: one git call."""
-        fmt = "%H%x00%P%x00%an <%ae>%x00%aI%x00%s%x00%b%x00%x00"
+        # \x1e opens each record: an empty body yields "\0\0" inside a record, so NULs cannot end one.
+        fmt = "%x1e%H%x00%P%x00%an <%ae>%x00%aI%x00%s%x00%b%x00"
         proc = run_git(["log", f"--format={fmt}", rev, "--", path], self.root, check=False)
         if proc.returncode != 0:
             return []
         records = []
-        for chunk in proc.stdout.decode(errors="replace").split("\0\0"):
-            parts = chunk.lstrip("\n").split("\0")
+        for chunk in proc.stdout.decode(errors="replace").split("\x1e"):
+            parts = chunk.split("\0")
             if len(parts) < 6:
                 continue
             sha, parents, author, date, subject, body = parts[:6]
@@ -393,15 +439,16 @@ class GitRepo:
 
     def merge_that_brought(self, commit: str, rev: str = "HEAD") -> CommitRecord | None:
         """The oldest merge on ``rev``'s first-parent line that has ``commit`` in its history."""
-        fmt = "%H%x00%P%x00%an <%ae>%x00%aI%x00%s%x00%b%x00%x00"
+        # \x1e opens each record: an empty body yields "\0\0" inside a record, so NULs cannot end one.
+        fmt = "%x1e%H%x00%P%x00%an <%ae>%x00%aI%x00%s%x00%b%x00"
         proc = run_git(
             ["log", f"--format={fmt}", "--merges", "--first-parent", "--ancestry-path", f"{commit}..{rev}"],
             self.root,
             check=False,
         )
         found = None
-        for chunk in proc.stdout.decode(errors="replace").split("\0\0"):
-            parts = chunk.lstrip("\n").split("\0")
+        for chunk in proc.stdout.decode(errors="replace").split("\x1e"):
+            parts = chunk.split("\0")
             if len(parts) >= 6:
                 sha, parents, author, date, subject, body = parts[:6]
                 found = CommitRecord(

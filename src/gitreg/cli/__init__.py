@@ -8,6 +8,7 @@ shows the traceback instead.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import sys
 from collections.abc import Callable
@@ -318,9 +319,103 @@ def history(
 
 @app.command()
 @command
-def status(json: JsonOpt = False) -> None:
-    """Per model: what each stage holds, its status and age, and the last change."""
+def status(
+    server: Annotated[
+        str | None, typer.Option(help="A running `gitreg serve` (URL): what it serves next to what it wants.")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Per model: what each stage holds, its status and age, and the last change (or a server's view)."""
+    if server is not None:
+        render.server_status(_fetch_health(server), json)
+        return
     render.status(_registry().status(), json)
+
+
+def _fetch_health(url: str) -> dict[str, Any]:
+    import json as jsonlib
+    import urllib.error
+    import urllib.request
+
+    target = url.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(target, timeout=10) as resp:
+            return dict(jsonlib.loads(resp.read()))
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        raise GitregError(f"cannot read {target}: {reason}", "is `gitreg serve` running there?") from None
+
+
+# -- serve ---------------------------------------------------------------------------------------
+@app.command()
+@command
+def serve(
+    repo: Annotated[
+        str, typer.Option(help="The registry's Git remote: URL or path (a bare mirror is kept).")
+    ],
+    branch: Annotated[str, typer.Option(help="The branch whose models.yaml is followed.")] = "main",
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Follow this model (repeatable; default: all).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    poll: Annotated[float, typer.Option(help="Seconds between fetches of the Git remote.")] = 30.0,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the mirror and verified bundles (default: ~/.cache/gitreg/serve)."),
+    ] = None,
+    webhook_secret_env: Annotated[
+        str | None, typer.Option(help="Env var holding the webhook secret (GitHub HMAC or GitLab token).")
+    ] = None,
+    token_env: Annotated[
+        str | None, typer.Option(help="Env var holding a bearer token that /predict requires.")
+    ] = None,
+    max_error_rate: Annotated[
+        float, typer.Option(help="Fall back when a new version's error rate exceeds this.")
+    ] = 0.05,
+    max_p99_ms: Annotated[
+        float, typer.Option(help="Fall back when a new version's p99 latency exceeds this.")
+    ] = 1000.0,
+    min_requests: Annotated[int, typer.Option(help="Requests before a new version is judged.")] = 50,
+    window: Annotated[int, typer.Option(help="Sliding window (requests) for error rate and latency.")] = 500,
+    max_batch: Annotated[int, typer.Option(help="Largest batch /predict accepts.")] = 1024,
+    seed: Annotated[int | None, typer.Option(help="Seed for canary routing (reproducible splits).")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch intra-op threads (default: torch's).")] = None,
+    graceful: Annotated[
+        float, typer.Option(help="Seconds to let in-flight requests finish on SIGTERM.")
+    ] = 30.0,
+) -> None:
+    """Serve the production (and canary) version of each model; follow models.yaml and hot-swap."""
+    from gitreg.serve import AgentConfig, ServeOptions, ServerConfig, run_server
+    from gitreg.serve.slots import Thresholds
+
+    def secret(name: str | None, what: str) -> str | None:
+        if name is None:
+            return None
+        value = os.environ.get(name)
+        if not value:
+            raise GitregError(f"{what}: environment variable {name} is empty or unset", f"export {name}=…")
+        return value
+
+    repo_url = repo if "://" in repo or ":" in repo.split("/")[0] else str(Path(repo).resolve())
+    cache_dir = cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gitreg" / "serve"
+    agent = AgentConfig(
+        repo=repo_url,
+        cache=cache_dir.resolve() / hashlib.sha1(repo_url.encode(), usedforsecurity=False).hexdigest()[:12],
+        branch=branch,
+        models=list(model or []),
+        poll=poll,
+        thresholds=Thresholds(max_error_rate, max_p99_ms, min_requests, window),
+        seed=seed,
+        threads=threads,
+    )
+    options = ServeOptions(
+        token=secret(token_env, "--token-env"),
+        webhook_secret=secret(webhook_secret_env, "--webhook-secret-env"),
+        max_batch=max_batch,
+        stale_after=max(poll * 4, 120.0),
+    )
+    run_server(ServerConfig(agent=agent, options=options, host=host, port=port, graceful_seconds=graceful))
 
 
 # -- demo ----------------------------------------------------------------------------------------

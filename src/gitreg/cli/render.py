@@ -422,3 +422,35 @@ def status(models: list[Any], as_json: bool) -> None:
                 f"  [dim]last change: {lc.stage} {lc.previous or '—'} -> {lc.version or '—'} "
                 f"{_when(lc.date)} by {lc.author.split(' <')[0]} ({lc.commit[:10]})[/]"
             )
+
+
+def server_status(h: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        return emit_json(h)
+    c = console()
+    style = "green" if h.get("status") == "ok" else "yellow"
+    c.print(
+        f"[{style}]{h.get('status')}[/]  {h.get('repo')} @ {h.get('branch')} {(h.get('commit') or '')[:10]}"
+        f"  last sync {h.get('last_sync') or 'never'}"
+    )
+    if h.get("last_error"):
+        c.print(f"  [red]sync error:[/] {h['last_error']}")
+    from rich.table import Table
+
+    t = Table(box=None, header_style="bold")
+    for col in ("MODEL", "SERVED", "WANTED (models.yaml)", "CANARY", "PREVIOUS", "LAST ERROR"):
+        t.add_column(col)
+    for name, m in (h.get("models") or {}).items():
+        served, wanted = m.get("served"), m.get("wanted")
+        mark = "" if served == wanted else " [yellow]≠[/]"
+        can = m.get("canary") or {}
+        canary = f"{can.get('served') or '—'} ({_num(can.get('traffic'))}%)" if can.get("wanted") else "—"
+        t.add_row(
+            name,
+            f"{served or '—'}{mark}",
+            wanted or "—",
+            canary,
+            m.get("previous") or "—",
+            m.get("last_error") or "",
+        )
+    c.print(t)

@@ -1,0 +1,42 @@
+"""`gitreg serve`: the deploy agent (agent.py) + its HTTP server (app.py) in one process."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from gitreg.serve.agent import Agent, AgentConfig
+from gitreg.serve.app import ServeOptions, create_app
+
+__all__ = ["Agent", "AgentConfig", "ServeOptions", "ServerConfig", "create_app", "run_server"]
+
+
+@dataclass
+class ServerConfig:
+    agent: AgentConfig
+    options: ServeOptions = field(default_factory=ServeOptions)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    graceful_seconds: float = 30.0
+    log_level: str = "info"
+
+
+def run_server(config: ServerConfig) -> None:
+    """Run until SIGTERM/SIGINT; in-flight requests finish before the process exits."""
+    import uvicorn
+
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    agent = Agent(config.agent)
+    app = create_app(agent, config.options)
+    uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level=config.log_level,
+            timeout_graceful_shutdown=int(config.graceful_seconds),
+            access_log=False,
+        )
+    ).run()

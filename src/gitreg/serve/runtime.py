@@ -1,0 +1,92 @@
+"""Running a policy in the serving process: the only serve module that imports torch.
+
+Inputs are untrusted JSON: they are checked to be a batch of nested lists of finite numbers
+with the model's input shape before a tensor is built, so a bad request is a 422, never a 500.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+
+class BadInput(ValueError):
+    """The request's inputs do not fit the model (HTTP 422)."""
+
+
+def check_inputs(inputs: Any, input_shape: list[int] | None, max_batch: int) -> int:
+    """Validate ``inputs`` (a batch) against ``input_shape``; return the batch size."""
+    if not isinstance(inputs, list) or not inputs:
+        raise BadInput("inputs must be a non-empty list (a batch of observations)")
+    if len(inputs) > max_batch:
+        raise BadInput(f"batch of {len(inputs)} is larger than the limit of {max_batch}")
+    expected = list(input_shape) if input_shape else None
+    for i, row in enumerate(inputs):
+        shape = _shape(row, f"inputs[{i}]")
+        if expected is not None and shape != expected:
+            raise BadInput(f"inputs[{i}] has shape {shape}, the model takes {expected}")
+        if expected is None:
+            expected = shape  # without metadata: every row must at least agree with the first
+    return len(inputs)
+
+
+def _shape(node: Any, where: str, depth: int = 0) -> list[int]:
+    if depth > 8:
+        raise BadInput(f"{where} is nested too deeply")
+    if isinstance(node, bool) or not isinstance(node, list | int | float):
+        raise BadInput(f"{where} is {type(node).__name__}, not a number or a list of numbers")
+    if not isinstance(node, list):
+        if not math.isfinite(node):
+            raise BadInput(f"{where} is not a finite number")
+        return []
+    if not node:
+        raise BadInput(f"{where} is an empty list")
+    first = _shape(node[0], f"{where}[0]", depth + 1)
+    for j, child in enumerate(node[1:], 1):
+        if _shape(child, f"{where}[{j}]", depth + 1) != first:
+            raise BadInput(f"{where} is ragged: its items differ in shape")
+    return [len(node), *first]
+
+
+class TorchPolicy:
+    """A TorchScript policy loaded in this process, warmed up, ready to predict."""
+
+    def __init__(self, path: Path, input_shape: list[int] | None, threads: int | None = None) -> None:
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        t0 = time.perf_counter()
+        self.module = torch.jit.load(str(path), map_location="cpu")
+        self.module.eval()
+        self.input_shape = input_shape
+        self.load_seconds = time.perf_counter() - t0
+
+    def warm_up(self) -> None:
+        """One forward pass on zeros: fail here, before the swap, not on the first request."""
+        if self.input_shape:
+            out = self.predict(_zeros(self.input_shape))
+            if not out:
+                raise RuntimeError("warm-up forward pass returned nothing")
+
+    def predict(self, inputs: Any) -> list[Any]:
+        torch = self._torch
+        x = torch.tensor(inputs, dtype=torch.float32)
+        with torch.inference_mode():
+            y = self.module(x)
+        if isinstance(y, tuple | list):
+            y = y[0]
+        if not isinstance(y, torch.Tensor):
+            raise RuntimeError(f"the model returned {type(y).__name__}, not a tensor")
+        result: list[Any] = y.tolist()
+        return result
+
+
+def _zeros(shape: list[int]) -> list[Any]:
+    row: Any = 0.0
+    for dim in reversed(shape):
+        row = [row] * dim
+    return [row]
