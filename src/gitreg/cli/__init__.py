@@ -384,6 +384,7 @@ def serve(
     graceful: Annotated[
         float, typer.Option(help="Seconds to let in-flight requests finish on SIGTERM.")
     ] = 30.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve the production (and canary) version of each model; follow models.yaml and hot-swap."""
     from gitreg.serve import AgentConfig, ServeOptions, ServerConfig, run_server
@@ -415,7 +416,40 @@ def serve(
         max_batch=max_batch,
         stale_after=max(poll * 4, 120.0),
     )
-    run_server(ServerConfig(agent=agent, options=options, host=host, port=port, graceful_seconds=graceful))
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise GitregError(f"unknown --log-level {log_level!r}", "use debug, info, warning or error")
+    run_server(
+        ServerConfig(
+            agent=agent, options=options, host=host, port=port, graceful_seconds=graceful, log_level=log_level
+        )
+    )
+
+
+# -- cleanup -------------------------------------------------------------------------------------
+@app.command()
+@command
+def cleanup(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")] = False,
+    delete_tags: Annotated[
+        bool,
+        typer.Option(
+            "--delete-tags",
+            help="Also delete the cleaned versions' tags (and take them out of models.yaml); "
+            "by default tags stay: the history is immutable.",
+        ),
+    ] = False,
+    push: Annotated[
+        bool,
+        typer.Option(
+            "--push", help="Push the models.yaml commit (before any bytes are removed) and tag deletions."
+        ),
+    ] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Apply each model's retention (keep_last, max_age_days): archive old versions holding no
+    stage, remove their bytes from the DVC remote unless a kept version shares them."""
+    result = _registry().cleanup(dry_run=dry_run, delete_tags=delete_tags, push=push)
+    render.cleanup_result(result, json)
 
 
 # -- demo ----------------------------------------------------------------------------------------

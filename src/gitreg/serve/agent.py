@@ -294,5 +294,8 @@ class Agent:
 
 
 def _line(e: BaseException) -> str:
+    """One line for /health and logs; URLs lose their credentials (git echoes them)."""
+    import re
+
     text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0][:300]
+    return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", text.splitlines()[0][:300])

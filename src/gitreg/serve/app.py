@@ -190,6 +190,16 @@ def _signed(request: Request, body: bytes, secret: str) -> bool:
     return False
 
 
+def redact(url: str) -> str:
+    """A remote URL without its credentials (https://user:token@host/… -> https://***@host/…)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.scheme and "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+    return url
+
+
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
@@ -236,7 +246,7 @@ def health_report(agent: Agent, opts: ServeOptions) -> dict[str, Any]:
         }
     return {
         "status": "degraded" if degraded else "ok",
-        "repo": agent.config.repo,
+        "repo": redact(agent.config.repo),
         "branch": agent.config.branch,
         "commit": st.commit,
         "last_sync": _iso(st.last_sync),
