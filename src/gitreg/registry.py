@@ -22,8 +22,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from gitreg import lifecycle
+from gitreg import lifecycle, retention
 from gitreg import manifest as mf
+from gitreg import report as reporting
 from gitreg.errors import (
     DirtyWorkingTree,
     GitError,
@@ -550,8 +551,8 @@ class Registry:
         from gitreg.bundles import POINTER_SUFFIX, DvcStore, Pointer, parse_pointer
 
         info = self.get(version)
-        dest = Path(out) if out is not None else Path.cwd() / version
-        dest = dest.absolute()
+        dest = Path(out).expanduser() if out is not None else Path.cwd() / version
+        dest = dest.resolve()
         if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
             raise OutputExists(str(dest))
         model_path = self._model_path_at(info.commit, info.model)
@@ -586,6 +587,7 @@ class Registry:
                 pointers.append((file_rel, Pointer(path=file_rel, md5=ptr.md5, size=ptr.size)))
             else:
                 plain.append((rel, e.sha))
+        created = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
         try:
@@ -608,8 +610,19 @@ class Registry:
             if dest.exists():
                 dest.rmdir()
             os.rename(tmp, dest)
+        except StorageError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if "archived" not in info.stages:
+                raise
+            raise StorageError(
+                f"{version} is archived and `gitreg cleanup` may have removed its bytes: {e.problem}",
+                "pull a version that is not archived (gitreg list), or register the bundle again",
+            ) from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
+            for folder in created:  # nothing left behind: not even the parents we made
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
             raise
         files = [FileDigest(path=r, md5=p.md5, size=p.size or 0) for r, p in pointers]
         files += [f for f in info.files if f.path in {r for r, _ in plain}]
@@ -750,6 +763,30 @@ class Registry:
     def check(self, base: str | None = None) -> lifecycle.CheckReport:
         """Validate models.yaml as a pull request must leave it (schema, tags, validation, policy)."""
         return lifecycle.check(self, base)
+
+    # -- report and lineage (see report.py) ------------------------------------------------------
+    def report(self, model: str | None = None) -> reporting.Report:
+        """Totals by status, stage and algorithm, current production, promotion history and
+        every metric over versions: one listing of tags, one of the stage history."""
+        return reporting.build_report(self, model)
+
+    def lineage(self, version: str, max_depth: int = reporting.MAX_LINEAGE_DEPTH) -> reporting.LineageNode:
+        """A version and its ancestors through ``parent``, with data_version and code_commit."""
+        return reporting.build_lineage(self, version, max_depth)
+
+    # -- retention (see retention.py) -------------------------------------------------------------
+    def cleanup(
+        self, *, dry_run: bool = False, delete_tags: bool = False, push: bool = False
+    ) -> retention.CleanupResult:
+        """Apply each model's ``retention``: archive the versions outside it that hold no stage
+        (one commit on the current branch), remove their bytes from the DVC remote and cache
+        unless a kept version shares them, and with ``delete_tags`` delete their tags.
+        ``dry_run`` returns the plan and changes nothing."""
+        self._require_registry()
+        try:
+            return retention.cleanup(self, dry_run=dry_run, delete_tags=delete_tags, push=push)
+        finally:
+            self._manifest = None
 
 
 def _stem(metric: str) -> str:

@@ -163,14 +163,23 @@ _BOILERPLATE = (
     "Please file an issue",
     "Check the documentation",
     "The following operation failed",
+    "(1)",
+    "(2)",
 )
 
 
 def _reason(e: BaseException) -> str:
-    """The informative line of a torch error: its first line is often boilerplate (and the
-    weights-only one even suggests an unsafe retry), a TorchScript error ends with the cause."""
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    if "Traceback of TorchScript" in str(e) and lines:
+    """The informative line of a torch error. Its first line is often boilerplate (and the
+    weights-only one advises an unsafe retry); the cause follows "WeightsUnpickler error:" or,
+    for a TorchScript error, ends the message."""
+    text = str(e)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        i = next(i for i, ln in enumerate(lines) if marker in ln)
+        after = lines[i].split(marker, 1)[1].strip() or next(iter(lines[i + 1 :]), "")
+        useful = after.split(". Please use", 1)[0]
+    elif "Traceback of TorchScript" in text and lines:
         useful = lines[-1]
     else:
         useful = next((ln for ln in lines if not ln.startswith(_BOILERPLATE)), lines[0] if lines else "")
