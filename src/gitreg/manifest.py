@@ -7,21 +7,24 @@ paths kept inside the repository. The only I/O is reading and atomically replaci
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import io
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import AliasEvent
 
-from gitreg.errors import ManifestError
-from gitreg.versions import MODEL_PATTERN, is_version
+from gitreg.errors import InvalidModelName, ManifestError
+from gitreg.versions import check_model_name, is_version
 
 MANIFEST_FILE = "models.yaml"
 MAX_MANIFEST_BYTES = 1 << 20
@@ -83,17 +86,38 @@ HEADER = """\
 """
 
 
+def _version_name(v: str) -> str:
+    if not is_version(v):
+        raise ValueError(f"{v!r} is not a version name")
+    return v
+
+
+def _stage_name(stage: str) -> str:
+    if stage == "archived":
+        raise ValueError("archived is a list (archived: [...]), not a stage")
+    if not re.fullmatch(STAGE_PATTERN, stage):
+        raise ValueError(f"{stage!r} is not a stage name")
+    return stage
+
+
+def _model_name(name: str) -> str:
+    try:
+        return check_model_name(name)
+    except InvalidModelName:
+        raise ValueError(f"{name!r} is not a model name") from None
+
+
+# Checked one by one (not per dict/list) so that an error's location, and so its line in
+# models.yaml, is the offending entry rather than the mapping that holds it.
+VersionStr = Annotated[str, AfterValidator(_version_name)]
+StageName = Annotated[str, AfterValidator(_stage_name)]
+ModelName = Annotated[str, AfterValidator(_model_name)]
+
+
 class Canary(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: str
+    version: VersionStr
     traffic: float = Field(ge=0, le=100)
-
-    @field_validator("version")
-    @classmethod
-    def _v(cls, v: str) -> str:
-        if not is_version(v):
-            raise ValueError(f"{v!r} is not a version name")
-        return v
 
 
 class Retention(BaseModel):
@@ -105,9 +129,9 @@ class Retention(BaseModel):
 class ModelEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str
-    stages: dict[str, str] = Field(default_factory=dict)
+    stages: dict[StageName, VersionStr] = Field(default_factory=dict)
     canary: Canary | None = None
-    archived: list[str] = Field(default_factory=list)
+    archived: list[VersionStr] = Field(default_factory=list)
     retention: Retention | None = None
 
     @field_validator("path")
@@ -117,26 +141,6 @@ class ModelEntry(BaseModel):
         if p.is_absolute() or ".." in p.parts or not p.parts or "\\" in v or p.parts[0] == ".git":
             raise ValueError(f"path {v!r} must be a relative folder inside the repository")
         return str(p)
-
-    @field_validator("stages")
-    @classmethod
-    def _stages(cls, v: dict[str, str]) -> dict[str, str]:
-        for stage, version in v.items():
-            if not re.match(STAGE_PATTERN, stage):
-                raise ValueError(f"{stage!r} is not a stage name")
-            if stage == "archived":
-                raise ValueError("archived is a list (archived: [...]), not a stage")
-            if not is_version(version):
-                raise ValueError(f"stage {stage}: {version!r} is not a version name")
-        return v
-
-    @field_validator("archived")
-    @classmethod
-    def _archived(cls, v: list[str]) -> list[str]:
-        for version in v:
-            if not is_version(version):
-                raise ValueError(f"archived: {version!r} is not a version name")
-        return v
 
 
 class MetricDirections(BaseModel):
@@ -148,7 +152,7 @@ class MetricDirections(BaseModel):
 class ManifestModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int = 1
-    models: dict[str, ModelEntry] = Field(default_factory=dict)
+    models: dict[ModelName, ModelEntry] = Field(default_factory=dict)
     metrics: MetricDirections = Field(default_factory=MetricDirections)
     policy: dict[str, Any] = Field(default_factory=dict)
 
@@ -157,14 +161,6 @@ class ManifestModel(BaseModel):
     def _v1(cls, v: int) -> int:
         if v != 1:
             raise ValueError(f"manifest version {v} is not supported (this gitreg reads 1)")
-        return v
-
-    @field_validator("models")
-    @classmethod
-    def _names(cls, v: dict[str, ModelEntry]) -> dict[str, ModelEntry]:
-        for name in v:
-            if not re.match(MODEL_PATTERN, str(name)):
-                raise ValueError(f"{name!r} is not a model name")
         return v
 
 
@@ -212,6 +208,8 @@ class Manifest:
         """Add a model entry if missing; True when the document changed."""
         if name in self.model.models:
             return False
+        # A bad name or path must leave the document as it was: check the new entry alone first.
+        _validate({"models": {name: {"path": path}}}, self.path)
         models = self.doc.get("models")
         if not isinstance(models, CommentedMap):
             models = CommentedMap()
@@ -239,65 +237,82 @@ class Manifest:
 
     def set_stage(self, model: str, stage: str, version: str | None) -> str | None:
         """Point ``stage`` of ``model`` at ``version`` (None clears it); returns the previous."""
-        entry = self._entry(model)
-        stages = self._child_map(entry, "stages")
-        previous = stages.get(stage)
-        if version is None:
-            stages.pop(stage, None)
-        else:
-            stages[stage] = version
-        self._revalidate()
-        return str(previous) if previous is not None else None
+        with self._transaction():
+            entry = self._entry(model)
+            stages = self._child_map(entry, "stages")
+            previous = stages.get(stage)
+            if version is None:
+                stages.pop(stage, None)
+            else:
+                stages[stage] = version
+            self._revalidate()
+            return str(previous) if previous is not None else None
 
     def set_canary(self, model: str, version: str | None, traffic: float | None = None) -> str | None:
         """Set (or with None clear) the model's canary; returns the previous canary version."""
-        entry = self._entry(model)
-        old = entry.get("canary")
-        previous = str(old.get("version")) if isinstance(old, dict) and old.get("version") else None
-        if version is None:
-            entry.pop("canary", None)
-        else:
-            canary = CommentedMap()
-            canary["version"] = version
-            canary["traffic"] = int(traffic) if traffic is not None and traffic == int(traffic) else traffic
-            if isinstance(old, CommentedMap) and old.fa.flow_style():
-                canary.fa.set_flow_style()
-            entry["canary"] = canary
-        self._revalidate()
-        return previous
+        with self._transaction():
+            entry = self._entry(model)
+            old = entry.get("canary")
+            previous = str(old.get("version")) if isinstance(old, dict) and old.get("version") else None
+            share = int(traffic) if traffic is not None and traffic == int(traffic) else traffic
+            if version is None:
+                entry.pop("canary", None)
+            elif isinstance(old, CommentedMap):
+                old["version"] = version  # in place: its comments and style survive the edit
+                old["traffic"] = share
+            else:
+                canary = CommentedMap()
+                canary["version"] = version
+                canary["traffic"] = share
+                entry["canary"] = canary
+            self._revalidate()
+            return previous
 
     def archive(self, model: str, version: str) -> list[str]:
         """Add ``version`` to the model's archived list and take it out of every stage and the
         canary; returns the stages it lost."""
-        entry = self._entry(model)
-        lost = [s for s, v in (entry.get("stages") or {}).items() if v == version]
-        for stage in lost:
-            entry["stages"].pop(stage)
-        canary = entry.get("canary")
-        if isinstance(canary, dict) and canary.get("version") == version:
-            entry.pop("canary")
-            lost.append("canary")
-        archived = entry.get("archived")
-        if not isinstance(archived, CommentedSeq):
-            archived = CommentedSeq()
-            archived.fa.set_flow_style()
-            entry["archived"] = archived
-        if version not in archived:
-            archived.append(version)
-        self._revalidate()
-        return lost
+        with self._transaction():
+            entry = self._entry(model)
+            lost = [s for s, v in (entry.get("stages") or {}).items() if v == version]
+            for stage in lost:
+                entry["stages"].pop(stage)
+            canary = entry.get("canary")
+            if isinstance(canary, dict) and canary.get("version") == version:
+                entry.pop("canary")
+                lost.append("canary")
+            archived = entry.get("archived")
+            if not isinstance(archived, CommentedSeq):
+                archived = CommentedSeq()
+                archived.fa.set_flow_style()
+                entry["archived"] = archived
+            if version not in archived:
+                archived.append(version)
+            self._revalidate()
+            return lost
 
     def unarchive(self, model: str, version: str) -> bool:
-        entry = self._entry(model)
-        archived = entry.get("archived")
-        if isinstance(archived, list) and version in archived:
-            archived.remove(version)
-            self._revalidate()
-            return True
-        return False
+        with self._transaction():
+            entry = self._entry(model)
+            archived = entry.get("archived")
+            if isinstance(archived, list) and version in archived:
+                archived.remove(version)
+                self._revalidate()
+                return True
+            return False
 
     def _revalidate(self) -> None:
         self.model = _validate(self.doc, self.path)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Edits either apply whole or leave the document as it was (an invalid value raises)."""
+        saved = copy.deepcopy(self.doc)
+        try:
+            yield
+        except BaseException:
+            self.doc = saved
+            self.model = _validate(self.doc, self.path)
+            raise
 
     def dumps(self) -> str:
         buf = io.StringIO()
@@ -313,11 +328,23 @@ def _validate(doc: Any, source: str) -> ManifestModel:
         doc = {}
     if not isinstance(doc, dict):
         raise ManifestError(source, "must be a mapping with `version` and `models`")
+    models = doc.get("models")
+    if isinstance(models, dict):
+        for key in models:
+            if not isinstance(key, str):  # YAML reads `1e3:` as a number: it would be renamed silently
+                raise ManifestError(
+                    source, f"model name {key!r} is not a string", "quote it in models.yaml",
+                    line=_line_of(doc, ("models", key)),
+                )  # fmt: skip
+    plain = _plain(doc)
+    if plain.get("models", {}) is None:
+        plain["models"] = {}  # `models:` with nothing under it: no models yet
     try:
-        return ManifestModel.model_validate(_plain(doc))
+        return ManifestModel.model_validate(plain)
     except ValidationError as e:
         first = e.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
+        # "[key]" means the key itself is bad; odd keys are quoted so the message stays one line.
+        loc = ".".join(str(p) if str(p).isprintable() else repr(p) for p in first["loc"] if p != "[key]")
         msg = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -356,13 +383,17 @@ def _plain(node: Any) -> Any:
 
 
 def loads(text: str, source: str = MANIFEST_FILE) -> Manifest:
-    if len(text.encode()) > MAX_MANIFEST_BYTES:
+    if len(text.encode(errors="surrogatepass")) > MAX_MANIFEST_BYTES:  # the YAML reader rejects them
         raise ManifestError(source, f"is larger than {MAX_MANIFEST_BYTES} bytes")
     y = _yaml()
     try:
         for event in y.parse(text):
             if isinstance(event, AliasEvent):
                 raise ManifestError(source, "YAML anchors and aliases are not allowed")
+            tag = getattr(event, "tag", None)
+            if tag is not None:
+                line = event.start_mark.line + 1 if event.start_mark is not None else None
+                raise ManifestError(source, f"YAML tags such as {tag!r} are not allowed", line=line)
         doc = y.load(text)
     except YAMLError as e:
         mark = getattr(e, "problem_mark", None)

@@ -203,8 +203,12 @@ def format_tag_message(summary: TagSummary, message: str | None = None) -> str:
 
 def parse_tag_message(text: str) -> tuple[TagSummary | None, str]:
     """(the summary block or None when the tag has none / a broken one, the user's message)."""
-    begin = text.find(TAG_BLOCK_BEGIN)
-    end = text.find(TAG_BLOCK_END, begin + 1)
+    # Ours is the LAST line that is exactly the BEGIN marker (the user's --message comes before
+    # the block and may mention the markers; the JSON body holds no raw newline), then the
+    # first END line after it. Indices into "\n" + text are indices into text, shifted by one.
+    padded = "\n" + text
+    begin = padded.rfind(f"\n{TAG_BLOCK_BEGIN}\n")
+    end = padded.find(f"\n{TAG_BLOCK_END}", begin + 1) if begin >= 0 else -1
     if begin < 0 or end < 0:
         return None, text.strip()
     # The first line is our generated subject ("policy v…: DQN"); the rest is the user's note.
