@@ -13,9 +13,9 @@ import logging
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -58,6 +58,9 @@ def _quiet_dvc() -> None:
     log.addHandler(logging.NullHandler())
     log.setLevel(logging.WARNING)
     log.propagate = False
+    from dvc.ui import ui
+
+    ui.error_console.quiet = True  # `dvc add` draws a "Checking graph" spinner there
 
 
 def _dvc_env() -> None:
@@ -265,6 +268,95 @@ class DvcStore:
                     copy_verified(src, dest, pointer, label=pointer.path, progress=progress)
         finally:
             fs.close() if hasattr(fs, "close") else None
+
+    # -- removing objects (gitreg cleanup) ------------------------------------------------------
+    @staticmethod
+    def _object_ids(md5s: Iterable[str]) -> list[str]:
+        ids = list(dict.fromkeys(md5s))
+        for oid in ids:
+            if len(oid) != 32 or any(c not in "0123456789abcdef" for c in oid):
+                raise StorageError(f"{oid!r} is not an md5 object id", "this is a bug in gitreg; report it")
+        return ids
+
+    @staticmethod
+    def _object_dbs(repo: Any) -> tuple[Any, Any]:
+        """The md5 object databases (DVC 3 layout ``files/md5/<2>/<30>``) of the default remote
+        and of the local cache: the objects `dvc gc --cloud` works on."""
+        try:
+            remote = repo.cloud.get_remote_odb(None, "gitreg cleanup", hash_name="md5")
+        except Exception as e:  # NoRemoteError, RemoteConfigError (cloud-versioned remotes)
+            raise StorageError(
+                f"cannot use the DVC remote: {_first_line(e)}",
+                "configure a default remote (gitreg init --remote PATH|s3://bucket/prefix)",
+            ) from None
+        return remote, repo.cache.local
+
+    @staticmethod
+    def _present(odb: Any, ids: list[str]) -> list[str]:
+        if not ids:
+            return []
+        found = odb.fs.exists([odb.oid_to_path(oid) for oid in ids])
+        return [oid for oid, yes in zip(ids, found, strict=True) if yes]
+
+    def existing_objects(self, md5s: Iterable[str]) -> set[str]:
+        """Which of these md5 objects are still on the default remote or in the local cache."""
+        ids = self._object_ids(md5s)
+        if not ids:
+            return set()
+        with self._repo() as repo:
+            remote, cache = self._object_dbs(repo)
+            try:
+                return set(self._present(remote, ids)) | set(self._present(cache, ids))
+            except Exception as e:
+                raise StorageError(f"cannot list the DVC remote: {_first_line(e)}") from None
+
+    def remove_objects(self, md5s: Iterable[str]) -> RemovedObjects:
+        """Delete exactly these md5 objects from the default remote and the local cache (the
+        caller decided that nothing kept needs them). Objects already gone are skipped, so a
+        re-run after a failure finishes the job."""
+        _dvc_env()
+        from dvc_data.hashfile.db import get_index
+
+        ids = self._object_ids(md5s)
+        if not ids:
+            return RemovedObjects()
+        with self._repo() as repo:
+            remote, cache = self._object_dbs(repo)
+            try:
+                on_remote = self._present(remote, ids)
+                if on_remote:
+                    remote.fs.remove([remote.oid_to_path(oid) for oid in on_remote])
+            except Exception as e:
+                raise StorageError(
+                    f"removing objects from the DVC remote failed: {_first_line(e)}",
+                    "re-run gitreg cleanup: the versions are archived, it removes what is left",
+                ) from None
+            finally:
+                # `dvc push` trusts this index of the remote's objects: drop it (as `dvc gc
+                # --cloud` does) so that re-registering the same bytes uploads them again.
+                index = get_index(remote)
+                try:
+                    index.clear()
+                finally:
+                    index.close()
+            try:
+                in_cache = self._present(cache, ids)
+                if in_cache:
+                    cache.fs.remove([cache.oid_to_path(oid) for oid in in_cache])
+            except OSError as e:
+                raise StorageError(
+                    f"removing objects from the DVC cache failed: {e}",
+                    "check the permissions of .dvc/cache; then re-run gitreg cleanup",
+                ) from None
+        return RemovedObjects(remote=on_remote, cache=in_cache)
+
+
+@dataclass(frozen=True)
+class RemovedObjects:
+    """The md5 objects that :meth:`DvcStore.remove_objects` actually deleted, per place."""
+
+    remote: list[str] = field(default_factory=list)
+    cache: list[str] = field(default_factory=list)
 
 
 def copy_verified(

@@ -338,7 +338,8 @@ class GitRepo:
         """Delete these tags on ``remote`` (those it has: deleting a missing ref fails a push);
         returns those deleted."""
         out = run_git(["ls-remote", "--tags", "--refs", remote], self.root).stdout.decode()
-        have = {line.split("\t", 1)[1].removeprefix("refs/tags/") for line in out.splitlines() if "\t" in line}
+        refs = [line.split("\t", 1)[1] for line in out.splitlines() if "\t" in line]
+        have = {ref.removeprefix("refs/tags/") for ref in refs}
         todo = [n for n in dict.fromkeys(names) if n in have]
         for i in range(0, len(todo), 500):
             self.push(remote, [f":refs/tags/{n}" for n in todo[i : i + 500]])

@@ -385,6 +385,7 @@ def serve(
         float, typer.Option(help="Seconds to let in-flight requests finish on SIGTERM.")
     ] = 30.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    json: Annotated[bool, typer.Option("--json", help="Log JSON lines (for log collectors).")] = False,
 ) -> None:
     """Serve the production (and canary) version of each model; follow models.yaml and hot-swap."""
     from gitreg.serve import AgentConfig, ServeOptions, ServerConfig, run_server
@@ -420,7 +421,13 @@ def serve(
         raise GitregError(f"unknown --log-level {log_level!r}", "use debug, info, warning or error")
     run_server(
         ServerConfig(
-            agent=agent, options=options, host=host, port=port, graceful_seconds=graceful, log_level=log_level
+            agent=agent,
+            options=options,
+            host=host,
+            port=port,
+            graceful_seconds=graceful,
+            log_level=log_level,
+            json_logs=json,
         )
     )
 

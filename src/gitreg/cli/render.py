@@ -454,3 +454,72 @@ def server_status(h: dict[str, Any], as_json: bool) -> None:
             m.get("last_error") or "",
         )
     c.print(t)
+
+
+# -- retention ----------------------------------------------------------------------------------------
+_ACTION_STYLE = {"keep": "green", "archive": "yellow", "purge": "yellow", "delete": "red"}
+
+
+def cleanup_result(r: Any, as_json: bool) -> None:
+    if as_json:
+        return emit_json(r)
+    plan = r.plan
+    c = console()
+    if not plan.policies:
+        out("No model has a retention policy: nothing to clean.")
+        out("Set one in models.yaml, e.g. `retention: {keep_last: 20, max_age_days: 90}` under a model.")
+        return
+    from rich.table import Table
+
+    t = Table(box=None, header_style="bold")
+    for col in ("MODEL", "VERSION", "AGE", "ACTION", "REASON", "FREES"):
+        t.add_column(col, no_wrap=col != "REASON", justify="right" if col in ("AGE", "FREES") else "left")
+    for row in plan.rows:
+        style = _ACTION_STYLE.get(row.action, "")
+        t.add_row(
+            row.model,
+            row.version,
+            f"{row.age_days:.1f} d",
+            f"[{style}]{row.action}[/]",
+            row.reason,
+            _size(row.bytes_freed) if row.bytes_freed else "—",
+        )
+    c.print(t)
+    policies = "; ".join(
+        f"{p.model}: "
+        + ", ".join(
+            f"{k} {v}"
+            for k, v in (("keep_last", p.keep_last), ("max_age_days", p.max_age_days))
+            if v is not None
+        )
+        for p in plan.policies
+    )
+    c.print(f"[dim]retention: {policies}[/]")
+    if plan.unmanaged:
+        c.print(f"[dim]no retention (not cleaned): {', '.join(plan.unmanaged)}[/]")
+    if plan.already_clean:
+        c.print(f"[dim]{plan.already_clean} archived versions already cleaned[/]")
+    verb = "delete" if plan.delete_tags else "archive"
+    n, objs = plan.versions_cleaned, len(plan.objects)
+    if r.dry_run:
+        out(
+            f"dry run: would {verb} {n} version{'s' if n != 1 else ''} and remove {objs} "
+            f"object{'s' if objs != 1 else ''} ({_size(plan.bytes_freed)}) from the DVC remote; "
+            f"{plan.versions_kept} kept. Nothing changed."
+        )
+        return
+    if not n:
+        out(f"Nothing to clean: {plan.versions_kept} versions kept.")
+        return
+    done = "deleted" if plan.delete_tags else "archived"
+    where = f" in {r.commit[:10]} on {r.branch}" if r.commit else ""
+    out(
+        f"{done} {n} version{'s' if n != 1 else ''}{where}; removed {r.objects_removed} "
+        f"object{'s' if r.objects_removed != 1 else ''} ({_size(r.bytes_freed)}) from the DVC remote "
+        f"and {r.cache_objects_removed} from the local cache; {plan.versions_kept} kept."
+    )
+    if r.tags_deleted:
+        also = f" (and on {r.remote})" if r.remote_tags_deleted else ""
+        out(f"deleted {len(r.tags_deleted)} tags{also}")
+    if r.pushed:
+        out(f"pushed {r.branch} to {r.remote}")

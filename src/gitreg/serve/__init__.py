@@ -19,6 +19,24 @@ class ServerConfig:
     port: int = 8000
     graceful_seconds: float = 30.0
     log_level: str = "info"
+    json_logs: bool = False
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        data = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            data["error"] = self.formatException(record.exc_info)
+        return json.dumps(data)
 
 
 def run_server(config: ServerConfig) -> None:
@@ -38,5 +56,6 @@ def run_server(config: ServerConfig) -> None:
             log_level=config.log_level,
             timeout_graceful_shutdown=int(config.graceful_seconds),
             access_log=False,
+            log_config=None,  # uvicorn logs through the handler above (plain or JSON)
         )
     ).run()
