@@ -367,3 +367,13 @@ def test_compare_refusals(populated: Path) -> None:
     assert_refused(run_cli("compare", A, "nonsense", "--json", cwd=populated), "nonsense")
     assert_refused(run_cli("compare", A, cwd=populated), "two versions")
     assert_refused(run_cli("compare", A, A, cwd=populated), "twice")
+
+
+def test_list_outside_a_registry_says_so(tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    subprocess.run(["git", "init", "-q", str(plain)], check=True)
+    proc = run_cli("list", cwd=plain)
+    assert proc.returncode == 1
+    assert "not a gitreg registry" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -147,6 +147,8 @@ class Registry:
         self.root = self.git.root
         self.clock: Clock = clock or _utcnow
         self._manifest: mf.Manifest | None = None
+        # A bare repository (the deploy agent's mirror) has no working tree: root is the git dir.
+        self.bare = not (self.root / ".git").exists()
 
     # -- init ------------------------------------------------------------------------------------
     @classmethod
@@ -281,6 +283,8 @@ class Registry:
         """Every version, newest first; a constant number of git calls whatever the count."""
         if status is not None and status not in STATUSES:
             raise GitregError(f"unknown status {status!r}", f"use one of: {', '.join(STATUSES)}")
+        if not self.bare and not self.manifest_path.exists() and not (self.root / ".dvc").is_dir():
+            raise NotARegistry(str(self.root))
         tags = [t for t in self.git.version_tags() if t.annotated and is_version(t.name)]
         tags.sort(key=lambda t: parse_version(t.name), reverse=True)
         notes = self.git.notes() if tags else {}
