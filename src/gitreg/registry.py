@@ -728,7 +728,12 @@ class Registry:
     ) -> lifecycle.ChangeResult:
         """Move a version to staging / production / archived (or make it the canary), through
         a pull request by default or a direct commit."""
-        return lifecycle.promote(self, version, stage, canary=canary, direct=direct, push=push, force=force)
+        try:
+            return lifecycle.promote(
+                self, version, stage, canary=canary, direct=direct, push=push, force=force
+            )
+        finally:
+            self._manifest = None  # models.yaml may have changed under us
 
     def deploy(
         self,
@@ -752,7 +757,10 @@ class Registry:
         push: bool = False,
     ) -> lifecycle.ChangeResult:
         """Revert the commit that last moved the stage (or set ``to``)."""
-        return lifecycle.rollback(self, model, stage=stage, to=to, direct=direct, push=push)
+        try:
+            return lifecycle.rollback(self, model, stage=stage, to=to, direct=direct, push=push)
+        finally:
+            self._manifest = None
 
     def history(self, model: str | None = None, rev: str = "HEAD") -> list[lifecycle.StageChange]:
         """Every stage change from `git log -- models.yaml`, newest first."""

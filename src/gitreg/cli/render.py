@@ -523,3 +523,166 @@ def cleanup_result(r: Any, as_json: bool) -> None:
         out(f"deleted {len(r.tags_deleted)} tags{also}")
     if r.pushed:
         out(f"pushed {r.branch} to {r.remote}")
+
+
+# -- report and lineage ----------------------------------------------------------------------------
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 24) -> str:
+    """The last ``width`` values as block characters, low to high."""
+    values = values[-width:]
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    if hi == lo:
+        return _SPARK[3] * len(values)
+    return "".join(_SPARK[round((v - lo) / (hi - lo) * (len(_SPARK) - 1))] for v in values)
+
+
+def _counts(counts: dict[str, int], styles: dict[str, str] | None = None) -> str:
+    from rich.markup import escape
+
+    parts = []
+    for key, n in counts.items():
+        style = (styles or {}).get(key, "")
+        label = f"[{style}]{escape(key)}[/]" if style else escape(key)
+        parts.append(f"{label} {n}" if n else f"[dim]{escape(key)} 0[/]")
+    return " · ".join(parts) or "—"
+
+
+def report(r: Any, as_json: bool, recent: int = 10) -> None:
+    if as_json:
+        return emit_json(r)
+    from rich.markup import escape
+    from rich.table import Table
+
+    c = console()
+    scope = f"model {r.model}" if r.model else "all models"
+    c.print(
+        f"[bold]{escape(r.registry)}[/]  {escape(scope)} · {r.totals.versions} versions of "
+        f"{r.totals.models} models · generated {_when(r.generated_at)} UTC"
+    )
+    stage_styles = {"production": "green", "staging": "yellow", "canary": "magenta", "archived": "dim"}
+    c.print(f"  status      {_counts(r.by_status, _STATUS_STYLE)}")
+    c.print(f"  stage       {_counts(r.by_stage, stage_styles)}")
+    c.print(f"  algorithm   {_counts(r.by_algorithm)}")
+    if not r.totals.versions:
+        out("No versions. Register one with: gitreg register BUNDLE_DIR --model NAME")
+        return
+
+    prod = {p.model: p for p in r.production}
+    t = Table(title="production", title_justify="left", box=None, header_style="bold", pad_edge=False)
+    for col in ("MODEL", "VERSION", "ALGORITHM", "STATUS", "SINCE", "METRICS"):
+        t.add_column(col, no_wrap=col != "METRICS")
+    for m in r.models:
+        p = prod.get(m.model)
+        if p is None:
+            t.add_row(escape(m.model), "[dim]none[/]", "", "", "", "")
+            continue
+        metrics = "  ".join(f"{k}={_num(v)}" for k, v in list(p.metrics.items())[:4])
+        style = _STATUS_STYLE.get(p.status, "red")
+        t.add_row(
+            escape(m.model),
+            p.version,
+            escape(p.algorithm or "—"),
+            f"[{style}]{p.status}[/]",
+            _when(p.since) if p.since else "—",
+            escape(metrics) or "—",
+        )
+    c.print(t)
+
+    if r.metrics:
+        t = Table(
+            title="metrics over versions", title_justify="left", box=None, header_style="bold", pad_edge=False
+        )
+        for col in ("MODEL", "METRIC", "N", "FIRST", "LATEST", "BEST", "TREND (oldest → newest)"):
+            t.add_column(col, justify="right" if col in ("N", "FIRST", "LATEST", "BEST") else "left")
+        for s in r.metrics:
+            values = [p.value for p in s.points]
+            best = "—"
+            if s.direction == "higher":
+                best = _num(max(values)) + " ↑"
+            elif s.direction == "lower":
+                best = _num(min(values)) + " ↓"
+            t.add_row(
+                escape(s.model),
+                escape(s.metric),
+                str(len(values)),
+                _num(values[0]),
+                _num(values[-1]),
+                best,
+                f"[cyan]{sparkline(values)}[/]",
+            )
+        c.print(t)
+
+    if r.history:
+        t = Table(
+            title=f"promotions (latest {min(recent, len(r.history))} of {len(r.history)})",
+            title_justify="left",
+            box=None,
+            header_style="bold",
+            pad_edge=False,
+        )
+        for col in ("WHEN", "MODEL", "STAGE", "FROM", "TO", "WHO", "COMMIT"):
+            t.add_column(col, no_wrap=True)
+        for ch in r.history[:recent]:
+            to = ch.version or "—"
+            if ch.traffic is not None:
+                to += f" ({_num(ch.traffic)}%)"
+            t.add_row(
+                _when(ch.date),
+                escape(ch.model),
+                ch.stage,
+                ch.previous or "—",
+                to,
+                escape(ch.author.split(" <")[0]),
+                ch.commit[:10],
+            )
+        c.print(t)
+    else:
+        c.print("[dim]no stage changes yet[/]")
+
+
+def html_written(path: str, r: Any) -> None:
+    out(path)
+    sys.stderr.write(
+        f"wrote the report ({r.totals.versions} versions, {len(r.metrics)} metric charts) to {path}\n"
+    )
+
+
+def lineage(node: Any, as_json: bool) -> None:
+    if as_json:
+        return emit_json(node)
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    def label(n: Any) -> str:
+        style = _STATUS_STYLE.get(n.status or "", "")
+        head = f"[bold]{n.version}[/] ({escape(n.model)})"
+        if n.algorithm:
+            head += f"  {escape(n.algorithm)}"
+        if n.status:
+            head += f"  [{style}]{n.status}[/]"
+        facts = [
+            f"data_version: {escape(n.data_version) if n.data_version else '[dim]—[/]'}",
+            f"code_commit: {escape(n.code_commit) if n.code_commit else '[dim]—[/]'}",
+        ]
+        if n.registered_at:
+            facts.append(f"registered {_when(n.registered_at)}")
+        return head + "\n[dim]│[/] " + "  ".join(facts)
+
+    tree = Tree(label(node), guide_style="dim")
+    branch, n = tree, node
+    while True:
+        if n.missing_parent:
+            branch.add(f"[red]parent {escape(n.missing_parent)}: not a version tag in this repository[/]")
+        if n.cycle_at:
+            branch.add(f"[yellow]parent {escape(n.cycle_at)}: already above (a cycle); stopped[/]")
+        if n.continues_at:
+            branch.add(f"[dim]… parent {escape(n.continues_at)} and older (raise --depth to see them)[/]")
+        if n.parent is None:
+            break
+        n = n.parent
+        branch = branch.add(label(n))
+    console().print(tree)
