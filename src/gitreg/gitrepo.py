@@ -323,6 +323,17 @@ class GitRepo:
             args.insert(1, "-s")
         run_git(args, self.root, input=message.encode())
 
+    def verify_tag(self, name: str) -> tuple[bool, str]:
+        """(whether ``git verify-tag`` accepts the tag's signature, git's reason when it does
+        not). An unsigned tag, a bad signature or an unknown key is refused; which keys are
+        trusted is git's configuration (gpg keyring, ``gpg.ssh.allowedSignersFile``)."""
+        proc = run_git(["verify-tag", f"refs/tags/{name}"], self.root, check=False)
+        if proc.returncode == 0:
+            return True, ""
+        lines = [ln.strip() for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
+        reason = next((ln for ln in lines if ln.startswith(("error:", "fatal:"))), lines[-1] if lines else "")
+        return False, reason.removeprefix("error: ").removeprefix("fatal: ") or "no valid signature"
+
     def delete_tag(self, name: str) -> None:
         run_git(["tag", "-d", name], self.root, check=False)
 
@@ -355,8 +366,8 @@ class GitRepo:
         return "origin" if "origin" in remotes else remotes[0]
 
     def remote_url(self, name: str) -> str | None:
-        proc = run_git(["remote", "get-url", name], self.root, check=False)
-        return proc.stdout.decode().strip() or None
+        """The URL as configured (before insteadOf rewrites): what tells GitHub from GitLab."""
+        return self.config_get(f"remote.{name}.url")
 
     def push(self, remote: str, refspecs: Sequence[str]) -> None:
         proc = run_git(["push", "--porcelain", remote, *refspecs], self.root, check=False)

@@ -212,7 +212,10 @@ def history(reg: Registry, model: str | None = None, rev: str = "HEAD") -> list[
                 merges[ch.commit] = reg.git.merge_that_brought(ch.commit, rev)
             merge = merges.get(ch.commit)
             ch.merge = merge.sha if merge else None
-            ch.pull_request = _pr_number(merge.subject if merge else "", ch.subject)
+            # GitLab writes "See merge request group/repo!12" in the merge's body, not its subject
+            ch.pull_request = _pr_number(
+                merge.subject if merge else "", ch.subject, merge.body if merge else ""
+            )
     return changes
 
 
@@ -358,8 +361,8 @@ def promote(
         push = False  # the pull-request path always pushes its branch
     info = reg.get(version)
     model = info.model
-    base_branch, base = _base(reg)
     with reg.lock():
+        base_branch, base = _base(reg)  # under the lock: a queued change builds on the one before
         m = _manifest_at(reg, base)
         if model not in m.model.models:
             m.ensure_model(model, f"models/{model}")
@@ -440,8 +443,8 @@ def rollback(
         raise GitregError(f"cannot roll back stage {stage!r}", "use production, staging or canary")
     if push and not direct:
         push = False
-    base_branch, base = _base(reg)
     with reg.lock():
+        base_branch, base = _base(reg)  # under the lock: a queued change builds on the one before
         m = _manifest_at(reg, base)
         if model not in m.model.models:
             raise ModelNotFound(model)
@@ -496,6 +499,11 @@ def rollback(
         commit, before, after = last
         old = stage_value(before, model, stage)
         old_v = old[0] if old else None
+        if old_v is not None and old_v in m.model.models[model].archived:
+            raise GitregError(  # restoring it would leave a manifest `gitreg check` refuses
+                f"{old_v}, the {stage} version before {commit.sha[:12]}, is archived",
+                f"pick another version: gitreg rollback {model} --stage {stage} --to VERSION",
+            )
         only_this = (
             len(commit.parents) == 1
             and reg.git.changed_files(commit.sha) == [mf.MANIFEST_FILE]

@@ -143,6 +143,29 @@ class ModelEntry(BaseModel):
         return str(p)
 
 
+def _architecture(spec: str) -> str:
+    from gitreg.validate import is_architecture
+
+    if not is_architecture(spec):
+        raise ValueError(f"{spec!r} is not an architecture like 'pkg.module:ClassName'")
+    return spec
+
+
+ArchitectureName = Annotated[str, AfterValidator(_architecture)]
+
+
+class LoadPolicy(BaseModel):
+    """``policy:`` in models.yaml: what may be loaded and served, enforced by ``gitreg check``,
+    ``gitreg validate`` and the deploy agent."""
+
+    model_config = ConfigDict(extra="forbid")
+    allow_torchscript: bool = True  # TorchScript is code: false allows state dicts only
+    require_signed: bool = False  # version tags must pass `git verify-tag`
+    max_bundle_bytes: int | None = Field(default=None, ge=1)  # all of a version's files together
+    architectures: list[ArchitectureName] = Field(default_factory=list)  # "pkg.module:Class" allow-list
+    require_staging_before_production: bool = False
+
+
 class MetricDirections(BaseModel):
     model_config = ConfigDict(extra="forbid")
     higher_is_better: list[str] = Field(default_factory=list)
@@ -154,7 +177,7 @@ class ManifestModel(BaseModel):
     version: int = 1
     models: dict[ModelName, ModelEntry] = Field(default_factory=dict)
     metrics: MetricDirections = Field(default_factory=MetricDirections)
-    policy: dict[str, Any] = Field(default_factory=dict)
+    policy: LoadPolicy = Field(default_factory=LoadPolicy)
 
     @field_validator("version")
     @classmethod
@@ -339,6 +362,8 @@ def _validate(doc: Any, source: str) -> ManifestModel:
     plain = _plain(doc)
     if plain.get("models", {}) is None:
         plain["models"] = {}  # `models:` with nothing under it: no models yet
+    if "policy" in plain and plain["policy"] is None:
+        plain["policy"] = {}  # `policy:` with nothing under it: the defaults
     try:
         return ManifestModel.model_validate(plain)
     except ValidationError as e:
@@ -348,6 +373,9 @@ def _validate(doc: Any, source: str) -> ManifestModel:
         msg = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             msg = "unknown key"
+            if first["loc"][0] == "policy" and len(first["loc"]) == 2:  # a mistyped rule is no rule
+                known = ", ".join(LoadPolicy.model_fields)
+                loc, msg = "policy", f"unknown key {first['loc'][1]!r} (known: {known})"
         return _raise(source, f"{loc}: {msg}" if loc else msg, _line_of(doc, first["loc"]))
 
 
