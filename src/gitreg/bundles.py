@@ -1,6 +1,7 @@
 """The only module that imports DVC: track bundle files, upload them, fetch and verify them.
 
-A bundle is a folder as a trainer exports it (``policy.pt`` + ``metadata.json`` + maybe more).
+A bundle is a folder as a trainer exports it (``policy.pt`` or ``policy.safetensors`` +
+``metadata.json`` + maybe more).
 Every file but ``metadata.json`` is tracked by DVC (one ``<file>.dvc`` pointer each) and its
 bytes live in the DVC cache and remote. Reads stream: bytes are hashed while they are copied,
 in fixed-size chunks, so memory stays flat in the bundle's size.
@@ -22,7 +23,9 @@ from typing import IO, Any
 from gitreg.errors import BundleError, DigestMismatch, StorageError
 
 METADATA_FILE = "metadata.json"
-POLICY_FILE = "policy.pt"
+POLICY_FILE = "policy.pt"  # TorchScript, or a state dict read with torch.load(weights_only=True)
+SAFETENSORS_FILE = "policy.safetensors"  # a state dict in safetensors (tensors only)
+POLICY_FILES = (POLICY_FILE, SAFETENSORS_FILE)  # a bundle has exactly one of them
 POINTER_SUFFIX = ".dvc"
 CHUNK = 8 << 20
 DEFAULT_REMOTE_NAME = "storage"
@@ -109,9 +112,24 @@ def scan_bundle(folder: Path) -> list[str]:
             files.append(rel)
     if METADATA_FILE not in files:
         raise BundleError(shown, "has no metadata.json", "export metadata.json beside policy.pt")
-    if POLICY_FILE not in files:
-        raise BundleError(shown, "has no policy.pt", "export the model as policy.pt")
+    policies = [f for f in POLICY_FILES if f in files]
+    if not policies:
+        raise BundleError(
+            shown,
+            "has no policy.pt or policy.safetensors",
+            "export the model as policy.pt (TorchScript or a state dict) or policy.safetensors",
+        )
+    if len(policies) > 1:
+        raise BundleError(
+            shown, "has both policy.pt and policy.safetensors", "keep exactly one policy file in the bundle"
+        )
     return sorted(files)
+
+
+def policy_file(files: Iterable[str]) -> str | None:
+    """Which of a bundle's files (paths relative to it) is the policy, or None."""
+    present = set(files)
+    return next((f for f in POLICY_FILES if f in present), None)
 
 
 def md5_file(path: Path, progress: Progress | None = None, label: str = "") -> tuple[str, int]:
@@ -307,6 +325,18 @@ class DvcStore:
             remote, cache = self._object_dbs(repo)
             try:
                 return set(self._present(remote, ids)) | set(self._present(cache, ids))
+            except Exception as e:
+                raise StorageError(f"cannot list the DVC remote: {_first_line(e)}") from None
+
+    def remote_objects(self, md5s: Iterable[str]) -> set[str]:
+        """Which of these md5 objects are on the default DVC remote (`gitreg doctor --remote-check`)."""
+        ids = self._object_ids(md5s)
+        if not ids:
+            return set()
+        with self._repo() as repo:
+            remote, _cache = self._object_dbs(repo)
+            try:
+                return set(self._present(remote, ids))
             except Exception as e:
                 raise StorageError(f"cannot list the DVC remote: {_first_line(e)}") from None
 

@@ -10,6 +10,7 @@ available lazily as ``GitRepo.repo`` for object-model work. Only plain dataclass
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,15 @@ class CommitRecord:
     date: datetime
     subject: str
     body: str
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    signed: bool  # the tag carries a signature (verified or not)
+    verified: bool  # git verify-tag accepts it
+    signer: str | None  # who, as git reports a good signature
+    format: str | None  # "ssh" or "openpgp"
+    reason: str  # why it does not verify ("" when it does)
 
 
 @dataclass(frozen=True)
@@ -321,7 +331,18 @@ class GitRepo:
         args = ["tag", "-a", "--cleanup=verbatim", "-F", "-", name, commit]
         if sign:
             args.insert(1, "-s")
-        run_git(args, self.root, input=message.encode())
+        proc = run_git(args, self.root, input=message.encode())
+        if sign:
+            # git (2.39) can exit 0 with an unsigned tag when the SSH key cannot be loaded.
+            raw = run_git(["cat-file", "tag", f"refs/tags/{name}"], self.root, check=False).stdout
+            if not any(f"\n-----BEGIN {kind} SIGNATURE-----".encode() in raw for kind in ("SSH", "PGP")):
+                self.delete_tag(name)
+                said = proc.stderr.decode(errors="replace").strip() or "no signature was made"
+                raise GitError(
+                    "tag -s",
+                    said if said.startswith(("error:", "fatal:")) else f"error: {said}",
+                    "check your signing set-up: git config gpg.format (ssh or openpgp) and user.signingkey",
+                )
 
     def verify_tag(self, name: str) -> tuple[bool, str]:
         """(whether ``git verify-tag`` accepts the tag's signature, git's reason when it does
@@ -333,6 +354,62 @@ class GitRepo:
         lines = [ln.strip() for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
         reason = next((ln for ln in lines if ln.startswith(("error:", "fatal:"))), lines[-1] if lines else "")
         return False, reason.removeprefix("error: ").removeprefix("fatal: ") or "no valid signature"
+
+    def tag_signature(self, name: str, allowed_signers: Path | None = None) -> SignatureCheck:
+        """Who signed the tag ``name`` and whether git verifies it (``git verify-tag``; SSH keys
+        are trusted through ``gpg.ssh.allowedSignersFile``, here or given as ``allowed_signers``)."""
+        args = ["verify-tag", "-v", f"refs/tags/{name}"]
+        if allowed_signers is not None:
+            args = ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}", *args]
+        proc = run_git(args, self.root, check=False)
+        text = proc.stderr.decode(errors="replace") + proc.stdout.decode(errors="replace")
+        raw = run_git(["cat-file", "tag", f"refs/tags/{name}"], self.root, check=False).stdout
+        fmt = (
+            "ssh"
+            if b"\n-----BEGIN SSH SIGNATURE-----" in raw
+            else "openpgp"
+            if b"\n-----BEGIN PGP SIGNATURE-----" in raw
+            else None
+        )
+        signer = None
+        for line in text.splitlines():
+            m = re.search(r'Good "[^"]*" signature for (\S+) with (\S+) key (\S+)', line)
+            if m:
+                signer, fmt = f"{m.group(1)} ({m.group(2)} {m.group(3)})", "ssh"
+                break
+            m = re.search(r'Good signature from "([^"]+)"', line)
+            if m:
+                signer, fmt = m.group(1), "openpgp"
+                break
+        if proc.returncode == 0:
+            return SignatureCheck(signed=True, verified=True, signer=signer, format=fmt, reason="")
+        lines = [ln.strip() for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
+        reason = next((ln for ln in lines if ln.startswith(("error:", "fatal:"))), lines[-1] if lines else "")
+        reason = reason.removeprefix("error: ").removeprefix("fatal: ") or "no valid signature"
+        signed = fmt is not None
+        return SignatureCheck(signed=signed, verified=False, signer=signer, format=fmt, reason=reason)
+
+    def remote_tags(self, remote: str) -> set[str] | None:
+        """Tag names on ``remote`` (one ``git ls-remote``), or None when it cannot be reached."""
+        proc = run_git(["ls-remote", "--tags", "--refs", remote], self.root, check=False)
+        if proc.returncode != 0:
+            return None
+        refs = [line.split("\t", 1)[1] for line in proc.stdout.decode().splitlines() if "\t" in line]
+        return {ref.removeprefix("refs/tags/") for ref in refs}
+
+    def commits_with_subject(self, prefix: str, rev: str = "HEAD") -> list[tuple[str, str]]:
+        """(sha, subject) of commits on ``rev`` whose subject starts with ``prefix``: one git call."""
+        proc = run_git(
+            ["log", "--format=%H%x00%s", "--fixed-strings", f"--grep={prefix}", rev, "--"],
+            self.root,
+            check=False,
+        )
+        out = []
+        for line in proc.stdout.decode(errors="replace").splitlines():
+            sha, _, subject = line.partition("\0")
+            if subject.startswith(prefix):
+                out.append((sha, subject))
+        return out
 
     def delete_tag(self, name: str) -> None:
         run_git(["tag", "-d", name], self.root, check=False)

@@ -297,7 +297,18 @@ def _apply(
             mf.atomic_write(reg.manifest_path, before)
             raise
         if push:
-            _push(reg, remote, [f"HEAD:refs/heads/{base_branch}"])
+            try:
+                _push(reg, remote, [f"HEAD:refs/heads/{base_branch}"])
+            except GitError as e:
+                # Rejected (the remote moved on) or unreachable: take our commit back so that
+                # nothing half-done stays here; after `git pull --rebase` a re-run makes it anew.
+                reg.git.reset_last_commit(result.commit)
+                reg.git.unstage([mf.MANIFEST_FILE])
+                mf.atomic_write(reg.manifest_path, before)
+                raise GitregError(
+                    f"push to {remote} refused, nothing changed ({e.message})",
+                    f"another change reached {base_branch} first: git pull --rebase, then re-run",
+                ) from None
             result.pushed = True
         return result
     result.commit = reg.git.commit_file(base, mf.MANIFEST_FILE, new_text, message, branch=branch, create=True)
@@ -630,8 +641,9 @@ def status(reg: Registry, now: datetime | None = None) -> list[ModelStatus]:
     return result
 
 
-def check(reg: Registry, base: str | None = None) -> CheckReport:
-    """Everything a pull request touching models.yaml must satisfy."""
+def check(reg: Registry, base: str | None = None, *, require_signed: bool = False) -> CheckReport:
+    """Everything a pull request touching models.yaml must satisfy (``require_signed``: as if
+    the policy said so, every production/canary tag's signature must verify)."""
     try:
         m = mf.load(reg.manifest_path)
     except ManifestError as e:
@@ -680,8 +692,19 @@ def check(reg: Registry, base: str | None = None) -> CheckReport:
         for i, v in enumerate(entry.archived):
             check_ref(name, "archived", v, line(name, "archived", i), False)
 
-    for key in sorted(set(m.model.policy) - set(POLICY_KEYS)):
-        add(None, m.line_of("policy", key), f"policy: unknown key {key!r} (known: {', '.join(POLICY_KEYS)})")
+    # What the policy allows to be loaded and served (unknown policy keys fail the schema above).
+    for name, entry in m.model.models.items():
+        held = [("production", entry.stages.get("production"), line(name, "stages", "production"))]
+        if entry.canary:
+            held.append(("canary", entry.canary.version, line(name, "canary", "version")))
+        for where, v, ln in held:
+            info = versions.get(v) if v else None
+            if info is not None and info.model == name:  # a bad reference is reported above
+                policy = m.model.policy
+                if require_signed and not policy.require_signed:
+                    policy = policy.model_copy(update={"require_signed": True})
+                for problem in policy_problems(reg, policy, info):
+                    add(name, ln, f"{name} {where}: {v} {problem}")
 
     base_m: mf.ManifestModel | None = None
     if base is not None:
@@ -704,7 +727,7 @@ def check(reg: Registry, base: str | None = None) -> CheckReport:
                     f"({', '.join(changed)}); change one stage per pull request",
                 )
 
-    if m.model.policy.get("require_staging_before_production"):
+    if m.model.policy.require_staging_before_production:
         staged = _ever_staged(reg, base_m, m.model)
         for name, entry in m.model.models.items():
             prod = entry.stages.get("production")
@@ -719,7 +742,50 @@ def check(reg: Registry, base: str | None = None) -> CheckReport:
     return CheckReport(ok=not problems, base=base, models=len(m.model.models), problems=problems)
 
 
-POLICY_KEYS = ("require_staging_before_production", "allow_torchscript", "require_signed", "max_bundle_bytes")
+POLICY_KEYS = tuple(mf.LoadPolicy.model_fields)
+
+
+def bundle_format(info: VersionInfo) -> str:
+    """What a version's policy file is, as far as its tag and validation record tell (nothing is
+    downloaded): ``safetensors`` (a policy.safetensors file), ``torchscript`` (framework
+    'torchscript', or the validation loaded it as TorchScript), ``state_dict`` (the validation
+    read it as a weights-only state dict) or ``unknown``."""
+    names = {f.path for f in info.files}
+    if "policy.safetensors" in names:
+        return "safetensors"
+    recorded = info.validation.policy_format if info.validation else None
+    if info.framework.strip().lower() == "torchscript" or recorded == "torchscript":
+        return "torchscript"
+    return "state_dict" if recorded == "state_dict" else "unknown"
+
+
+def policy_problems(reg: Registry, policy: mf.LoadPolicy, info: VersionInfo) -> list[str]:
+    """Why ``policy`` forbids loading this version (empty: it does not), from the tag alone."""
+    problems = []
+    fmt = bundle_format(info)
+    if not policy.allow_torchscript and fmt == "torchscript":
+        problems.append("is TorchScript, which the policy does not allow (allow_torchscript: false)")
+    elif not policy.allow_torchscript and fmt == "unknown":
+        problems.append(
+            "has a policy.pt that may be TorchScript (framework "
+            f"{info.framework!r}, no validation record says otherwise), which the policy does not "
+            "allow (allow_torchscript: false); validate it, or export policy.safetensors"
+        )
+    if fmt in ("safetensors", "state_dict"):
+        if not info.architecture:
+            problems.append("is a state dict with no architecture in its metadata: it cannot be served")
+        elif info.architecture not in policy.architectures:
+            problems.append(
+                f"names architecture {info.architecture!r}, which is not in the policy's architectures"
+            )
+    total = sum(f.size for f in info.files)
+    if policy.max_bundle_bytes is not None and total > policy.max_bundle_bytes:
+        problems.append(f"is {total} bytes, over the policy's max_bundle_bytes {policy.max_bundle_bytes}")
+    if policy.require_signed:
+        signed, why = reg.git.verify_tag(info.version)
+        if not signed:
+            problems.append(f"has a tag whose signature does not verify ({why}; policy require_signed)")
+    return problems
 
 
 def _canary_graduation(

@@ -42,7 +42,8 @@ class BundleMetadata(BaseModel):
     parent: str | None = None
     env_id: str | None = None
     description: str | None = None
-    architecture: str | None = None
+    architecture: str | None = None  # a state dict's "pkg.module:Class" (must be allow-listed)
+    architecture_kwargs: dict[str, Any] | None = None  # its constructor's keyword arguments
 
     @field_validator("created_at")
     @classmethod
@@ -159,6 +160,7 @@ class TagSummary(BaseModel):
     env_id: str | None = None
     description: str | None = None
     input_shape: list[int] | None = None
+    architecture: str | None = None
 
 
 def summary_from(
@@ -187,6 +189,7 @@ def summary_from(
         env_id=meta.env_id,
         description=meta.description,
         input_shape=meta.input_shape,
+        architecture=meta.architecture,
     )
 
 
@@ -243,6 +246,7 @@ class ValidationRecord(BaseModel):
     forward_seconds: float | None = None
     output_shape: list[int] | None = None
     error: str | None = None
+    policy_format: str | None = None  # torchscript | state_dict | safetensors, as the loader saw it
 
     def to_note(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2, exclude_none=True) + "\n"

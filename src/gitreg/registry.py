@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,9 +27,11 @@ from gitreg import lifecycle, retention
 from gitreg import manifest as mf
 from gitreg import report as reporting
 from gitreg.errors import (
+    BundleError,
     DirtyWorkingTree,
     GitError,
     GitregError,
+    MetadataError,
     ModelNotFound,
     NotARegistry,
     OutputExists,
@@ -39,6 +42,7 @@ from gitreg.errors import (
 )
 from gitreg.gitrepo import GitRepo, TagRecord, find_root
 from gitreg.metadata import (
+    MAX_METADATA_BYTES,
     CheckResult,
     FileDigest,
     TagSummary,
@@ -62,11 +66,29 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+CRASH_POINTS = ("locked", "stashed", "copied", "tracked", "uploaded", "committed", "tagged", "done")
+
+
+def _checkpoint(point: str) -> None:
+    """Crash-test hook: ``GITREG_TEST_CRASH_AT=<point>`` SIGKILLs this process at ``point``
+    (one of CRASH_POINTS), so tests can check that `gitreg doctor` repairs every state."""
+    if os.environ.get("GITREG_TEST_CRASH_AT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 # -- results -----------------------------------------------------------------------------------
 class Lineage(BaseModel):
     data_version: str | None = None
     code_commit: str | None = None
     parent: str | None = None
+
+
+class SignatureInfo(BaseModel):
+    signed: bool
+    verified: bool
+    signer: str | None = None
+    format: str | None = None
+    reason: str = ""
 
 
 class VersionInfo(BaseModel):
@@ -89,7 +111,9 @@ class VersionInfo(BaseModel):
     description: str | None = None
     env_id: str | None = None
     input_shape: list[int] | None = None
+    architecture: str | None = None
     validation: ValidationRecord | None = None
+    signature: SignatureInfo | None = None  # filled by Registry.signature (gitreg show), not listing
 
 
 class InitResult(BaseModel):
@@ -270,6 +294,7 @@ class Registry:
             description=summary.description,
             env_id=summary.env_id,
             input_shape=summary.input_shape,
+            architecture=summary.architecture,
             validation=record,
         )
 
@@ -315,6 +340,21 @@ class Registry:
             raise VersionNotFound(version)
         return self._info(tag, summary, human, self.git.note_for(tag.object))
 
+    def signature(self, version: str, allowed_signers: Path | str | None = None) -> SignatureInfo:
+        """Whether the version's tag is signed, by whom, and whether git verifies it (trusted SSH
+        keys from ``allowed_signers`` or git's ``gpg.ssh.allowedSignersFile``)."""
+        if self.git.tag(version) is None:
+            raise VersionNotFound(version)
+        signers = Path(allowed_signers).resolve() if allowed_signers is not None else None
+        check = self.git.tag_signature(version, signers)
+        return SignatureInfo(
+            signed=check.signed,
+            verified=check.verified,
+            signer=check.signer,
+            format=check.format,
+            reason=check.reason,
+        )
+
     def models(self) -> list[str]:
         names = set(self.manifest().model.models)
         names.update(v.model for v in self.versions())
@@ -330,8 +370,13 @@ class Registry:
         message: str | None = None,
         push: bool = False,
         progress: Callable[[str, int, int], None] | None = None,
+        sign: bool = False,
     ) -> RegisterResult:
-        """Copy a bundle into ``models/<model>/``, upload its bytes, commit, tag."""
+        """Copy a bundle into ``models/<model>/``, upload its bytes, commit, tag (a signed tag
+        with ``sign``: git's own signing, SSH or GPG as ``gpg.format`` and ``user.signingkey`` say).
+
+        A journal under ``.git/gitreg/journal/`` names the registration while it runs: if the
+        process dies, `gitreg doctor --fix` finishes or undoes it (see doctor.py)."""
         from gitreg.bundles import METADATA_FILE, DvcStore, copy_bundle, parse_pointer, scan_bundle
 
         check_model_name(model)
@@ -339,7 +384,13 @@ class Registry:
             parse_version(version)
         bundle = Path(bundle_dir)
         files = scan_bundle(bundle)
-        meta = parse_metadata((bundle / METADATA_FILE).read_bytes(), f"{bundle}/{METADATA_FILE}")
+        meta_path = bundle / METADATA_FILE
+        if meta_path.stat().st_size > MAX_METADATA_BYTES:  # refuse before reading a huge file
+            raise MetadataError(
+                f"{bundle}/{METADATA_FILE}",
+                f"is {meta_path.stat().st_size} bytes; the limit is {MAX_METADATA_BYTES}",
+            )
+        meta = parse_metadata(meta_path.read_bytes(), f"{bundle}/{METADATA_FILE}")
         self._require_registry()
         ident = self.git.ident()
         remote = self.git.remote_name() if push else None
@@ -349,8 +400,18 @@ class Registry:
             )
 
         with self.lock():
+            _checkpoint("locked")
             self._manifest = None
             manifest = self.manifest()
+            limit = manifest.model.policy.max_bundle_bytes
+            if limit is not None:
+                total = sum((bundle / f).stat().st_size for f in files)
+                if total > limit:
+                    raise BundleError(
+                        str(bundle),
+                        f"is {total} bytes, over the {limit} of models.yaml's policy max_bundle_bytes",
+                        "make the bundle smaller, or raise max_bundle_bytes in a reviewed models.yaml change",
+                    )
             entry = manifest.model.models.get(model)
             model_path = entry.path if entry else f"models/{model}"
             dirty = self.git.changed_paths([model_path, mf.MANIFEST_FILE])
@@ -365,19 +426,24 @@ class Registry:
             stash = self._stash_dir() / f"{model}-{os.getpid()}"
             manifest_before = self.manifest_path.read_bytes() if self.manifest_path.exists() else None
             moved = False
+            journal = self._write_journal(model, model_path, name, stash, model_dir.exists())
             try:
                 if model_dir.exists():
                     shutil.rmtree(stash, ignore_errors=True)
                     stash.parent.mkdir(parents=True, exist_ok=True)
                     os.rename(model_dir, stash)
                     moved = True
+                    _checkpoint("stashed")
                 copied = copy_bundle(bundle, files, model_dir, progress)
                 if manifest.ensure_model(model, model_path):
                     manifest.save(self.manifest_path)
+                _checkpoint("copied")
                 store = DvcStore(self.root)
                 data_files = [f"{model_path}/{f.path}" for f in copied if f.path != METADATA_FILE]
                 store.track(data_files)
+                _checkpoint("tracked")
                 uploaded = store.upload(data_files)
+                _checkpoint("uploaded")
                 digests = []
                 for f in copied:
                     if f.path == METADATA_FILE:
@@ -402,21 +468,27 @@ class Registry:
                     else f"register {model} {name}\n"
                 )
                 commit = self.git.commit_paths([model_path, mf.MANIFEST_FILE], commit_msg, allow_empty=True)
+                _checkpoint("committed")
             except BaseException:
                 self._undo(
                     model_dir, stash if moved else None, manifest_before, [model_path, mf.MANIFEST_FILE]
                 )
+                journal.unlink(missing_ok=True)
                 raise
             try:
-                self.git.create_tag(name, commit, format_tag_message(summary, message))
+                self.git.create_tag(name, commit, format_tag_message(summary, message), sign=sign)
             except BaseException:
                 self.git.reset_last_commit(commit)
                 self._undo(
                     model_dir, stash if moved else None, manifest_before, [model_path, mf.MANIFEST_FILE]
                 )
+                journal.unlink(missing_ok=True)
                 raise
+            _checkpoint("tagged")
             if moved:
                 shutil.rmtree(stash, ignore_errors=True)
+            journal.unlink(missing_ok=True)
+            _checkpoint("done")
             self._manifest = None
 
         pushed = False
@@ -465,6 +537,37 @@ class Registry:
     def _stash_dir(self) -> Path:
         return self.git.git_dir / "gitreg" / "stash"
 
+    def _journal_dir(self) -> Path:
+        return self.git.git_dir / "gitreg" / "journal"
+
+    def _write_journal(self, model: str, model_path: str, version: str, stash: Path, moved: bool) -> Path:
+        """Record a registration in progress (atomically), for `gitreg doctor` to finish or undo."""
+        import json
+
+        path = self._journal_dir() / f"{model}-{os.getpid()}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        entry = {
+            "model": model,
+            "model_path": model_path,
+            "version": version,
+            "stash": str(stash),
+            "moved": moved,
+            "pid": os.getpid(),
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        mf.atomic_write(path, json.dumps(entry).encode())
+        return path
+
+    def doctor(self, *, fix: bool = False, remote_check: bool = False, push: bool = False) -> Any:
+        """Check the registry repository (tags, pointers, models.yaml, notes, locks, interrupted
+        registrations, unpushed tags) and with ``fix`` repair what can be repaired (see doctor.py)."""
+        from gitreg import doctor
+
+        try:
+            return doctor.run(self, fix=fix, remote_check=remote_check, push=push)
+        finally:
+            self._manifest = None
+
     @contextlib.contextmanager
     def lock(self, timeout: float | None = None) -> Iterator[None]:
         """Serialize mutating commands in one repository (a flock: released if we die)."""
@@ -473,6 +576,7 @@ class Registry:
         path = self.git.git_dir / "gitreg.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + timeout
+        held = False
         try:
             while True:
                 try:
@@ -489,8 +593,12 @@ class Registry:
             os.pwrite(
                 fd, f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}".encode(), 0
             )
+            held = True
             yield
         finally:
+            if held:  # a note left behind means its holder died (gitreg doctor reports it)
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
             os.close(fd)  # closing the descriptor releases the flock
 
     # -- compare ---------------------------------------------------------------------------------
@@ -644,27 +752,52 @@ class Registry:
         timeout_s: float | None = None,
         memory_mb: int | None = None,
         progress: Callable[[str, int, int], None] | None = None,
+        allow_architectures: Sequence[str] = (),
+        require_signed: bool = False,
     ) -> ValidationRecord:
-        """Fetch, verify digests, check metadata, load safely, run a forward pass."""
+        """Fetch, verify digests, check metadata, load safely, run a forward pass — under the
+        ``policy:`` of models.yaml: a signed tag (``require_signed``, or this call's flag), the
+        size limit, TorchScript allowed or not, and the architectures a state dict may name
+        (the policy's plus ``allow_architectures``)."""
         from gitreg import __version__, validate
-        from gitreg.bundles import METADATA_FILE, POLICY_FILE
+        from gitreg.bundles import METADATA_FILE, policy_file
 
+        for spec in allow_architectures:
+            if not validate.is_architecture(spec):
+                raise GitregError(
+                    f"--allow-architecture {spec!r} is not of the form pkg.module:ClassName",
+                    "name a class, e.g. --allow-architecture mypkg.nets:PolicyNet",
+                )
         info = self.get(version)
+        policy = self.load_policy()
         checks: list[CheckResult] = []
         load = None
         error = None
+        if require_signed or policy.require_signed:
+            signed, why = self.git.verify_tag(version)
+            detail = "the tag's signature verifies" if signed else f"the tag's signature fails: {why}"
+            checks.append(CheckResult(name="signature", ok=signed, detail=detail))
+            error = None if signed else detail
+        limit = policy.max_bundle_bytes
+        if error is None and limit is not None:
+            total = sum(f.size for f in info.files)
+            fits = total <= limit
+            detail = f"{total} bytes {'within' if fits else 'over'} the policy's max_bundle_bytes {limit}"
+            checks.append(CheckResult(name="size", ok=fits, detail=detail))
+            error = None if fits else detail
         with tempfile.TemporaryDirectory(prefix="gitreg-validate-") as tmpdir:
             bundle = Path(tmpdir) / version
-            try:
-                pulled = self.pull(version, bundle, progress=progress)
-                checks.append(
-                    CheckResult(
-                        name="digests", ok=True, detail=f"{len(pulled.files)} files match their pointers"
+            if error is None:
+                try:
+                    pulled = self.pull(version, bundle, progress=progress)
+                    checks.append(
+                        CheckResult(
+                            name="digests", ok=True, detail=f"{len(pulled.files)} files match their pointers"
+                        )
                     )
-                )
-            except GitregError as e:
-                checks.append(CheckResult(name="digests", ok=False, detail=e.message))
-                error = e.message
+                except GitregError as e:
+                    checks.append(CheckResult(name="digests", ok=False, detail=e.message))
+                    error = e.message
             if error is None:
                 try:
                     meta = parse_metadata((bundle / METADATA_FILE).read_bytes())
@@ -674,12 +807,20 @@ class Registry:
                 except (GitregError, OSError) as e:
                     checks.append(CheckResult(name="metadata", ok=False, detail=str(e)))
                     error = str(e)
-            if error is None:
+            name = policy_file(f.path for f in pulled.files) if error is None else None
+            if error is None and name is None:
+                error = "the bundle has no policy.pt or policy.safetensors"
+                checks.append(CheckResult(name="load", ok=False, detail=error))
+            if error is None and name is not None:
                 load = validate.check_policy(
-                    bundle / POLICY_FILE,
+                    bundle / name,
                     info.input_shape,
                     timeout_s=timeout_s or validate.DEFAULT_TIMEOUT_S,
                     memory_mb=memory_mb or validate.DEFAULT_MEMORY_MB,
+                    allow_torchscript=policy.allow_torchscript,
+                    architecture=meta.architecture,
+                    architecture_kwargs=meta.architecture_kwargs,
+                    architectures=[*policy.architectures, *allow_architectures],
                 )
                 checks.append(CheckResult(name="load", ok=load.ok, detail=load.detail))
                 for note in load.notes:
@@ -699,6 +840,7 @@ class Registry:
             forward_seconds=load.forward_seconds if load else None,
             output_shape=load.output_shape if load else None,
             error=error,
+            policy_format=(load.kind or None) if load else None,
         )
         if record:
             self.git.add_note(info.tag_object, result.to_note())
@@ -710,6 +852,13 @@ class Registry:
                     )
                 self.git.push_notes(remote)
         return result
+
+    def load_policy(self) -> mf.LoadPolicy:
+        """The ``policy:`` of models.yaml: the working tree's (HEAD's in a bare repository)."""
+        if not self.bare:
+            return mf.load(self.manifest_path).model.policy  # as it is now, not as cached
+        raw = self.git.read_file("HEAD", mf.MANIFEST_FILE)
+        return mf.loads(raw.decode(errors="replace")).model.policy if raw is not None else mf.LoadPolicy()
 
     def require_model(self, model: str) -> None:
         if model not in self.models():
@@ -772,9 +921,10 @@ class Registry:
         """Per model: what each stage holds, its status and age, and the last change."""
         return lifecycle.status(self, self.clock())
 
-    def check(self, base: str | None = None) -> lifecycle.CheckReport:
-        """Validate models.yaml as a pull request must leave it (schema, tags, validation, policy)."""
-        return lifecycle.check(self, base)
+    def check(self, base: str | None = None, *, require_signed: bool = False) -> lifecycle.CheckReport:
+        """Validate models.yaml as a pull request must leave it (schema, tags, validation, policy;
+        ``require_signed``: the production and canary tags' signatures must verify)."""
+        return lifecycle.check(self, base, require_signed=require_signed)
 
     # -- report and lineage (see report.py) ------------------------------------------------------
     def report(self, model: str | None = None) -> reporting.Report:

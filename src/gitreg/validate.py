@@ -1,33 +1,61 @@
 """Load a bundle's policy safely and run one forward pass — in a child process.
 
 ``torch.jit.load`` has no safe mode (TorchScript is code) and a malformed file may crash the
-loader, so the load and the forward pass run in a separate Python process with a wall-time and
-an address-space limit. A crash, hang or memory blow-up there is a failed check with a reason,
-never a crash of gitreg. State dicts are read with ``torch.load(weights_only=True)``: never a
-full unpickle. torch is imported only inside the child's functions.
+loader, so the load and the forward pass run in a separate Python process with a wall-time, an
+address-space and a file-size limit. A crash, hang or memory blow-up there is a failed check
+with a reason, never a crash of gitreg. Weights are never unpickled in full: a ``policy.pt``
+state dict is read with ``torch.load(weights_only=True)``, a ``policy.safetensors`` with
+safetensors (tensors only, no pickle). A state dict runs through its ``architecture``
+(``"pkg.module:Class"`` in metadata.json), which is imported only when that exact string is
+allow-listed by the operator (models.yaml ``policy.architectures`` or ``--allow-architecture``)
+and only from the installed environment, never from the bundle. torch and safetensors are
+imported only inside functions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import resource
 import signal
 import subprocess
 import sys
+import tempfile
 import zipfile
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MEMORY_MB = 8192
+MAX_WRITE_BYTES = 1 << 20  # RLIMIT_FSIZE of the child: a loader has no business writing files
+MAX_STACK_BYTES = 8 << 20  # the usual default, enforced: a parser recursing without end hits it
+MAX_OUTPUT_BYTES = 64 << 10  # what the parent reads back of the child's stdout / stderr
+SAFETENSORS_SUFFIX = ".safetensors"
+# "pkg.module:ClassName": Python identifiers only, so the string can name nothing but a class
+ARCHITECTURE_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*"
+_ARCHITECTURE_RE = re.compile(ARCHITECTURE_PATTERN)
+_IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OUT_OF_MEMORY = ("MemoryError", "bad_alloc", "can't allocate memory", "not enough memory")
+
+
+class ArchitectureError(Exception):
+    """The named architecture cannot be used (not allow-listed, malformed, not importable)."""
+
+
+def is_architecture(spec: str) -> bool:
+    """True for a well-formed ``"pkg.module:ClassName"``."""
+    return bool(_ARCHITECTURE_RE.fullmatch(spec))
 
 
 @dataclass
 class LoadReport:
     ok: bool
-    kind: str = ""  # torchscript | state_dict
+    kind: str = ""  # torchscript | state_dict | safetensors
+    architecture: str | None = None  # the class a state dict was loaded into
     load_seconds: float | None = None
     forward_seconds: float | None = None
     output_shape: list[int] | None = None
@@ -45,48 +73,247 @@ def is_torchscript(path: Path) -> bool:
         return False
 
 
+def policy_format(path: Path) -> str:
+    """How a policy file is loaded, from its name and its zip directory (torch not needed):
+    ``safetensors`` (by name, whatever the bytes), ``torchscript`` or ``state_dict``."""
+    if path.name.endswith(SAFETENSORS_SUFFIX):
+        return "safetensors"
+    return "torchscript" if is_torchscript(path) else "state_dict"
+
+
+def refusal(
+    path: Path,
+    kind: str,
+    *,
+    allow_torchscript: bool,
+    architecture: str | None,
+    architectures: Collection[str],
+) -> str | None:
+    """Why the policy forbids loading this file at all (None: it may be loaded) — decided from
+    its name, zip directory and metadata before any byte of it is deserialized."""
+    if kind == "torchscript" and not allow_torchscript:
+        return (
+            f"{path.name} is TorchScript, which the policy does not allow (allow_torchscript: false); "
+            "export a state dict (policy.safetensors) and name its architecture"
+        )
+    if kind != "torchscript" and architecture:
+        if not is_architecture(architecture):
+            return f"architecture {architecture!r} is not of the form 'pkg.module:ClassName'"
+        if architecture not in set(architectures):
+            return (
+                f"architecture {architecture!r} is not allow-listed "
+                "(models.yaml policy.architectures, or --allow-architecture)"
+            )
+    return None
+
+
 def check_policy(
     path: Path,
     input_shape: list[int] | None,
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     memory_mb: int = DEFAULT_MEMORY_MB,
+    allow_torchscript: bool = True,
+    architecture: str | None = None,
+    architecture_kwargs: dict[str, Any] | None = None,
+    architectures: Collection[str] = (),
 ) -> LoadReport:
-    """Load ``path`` and run a forward pass on zeros of ``(1, *input_shape)`` in a child."""
-    request = json.dumps({"path": str(path), "input_shape": input_shape})
+    """Load ``path`` and run a forward pass on zeros of ``(1, *input_shape)`` in a child.
 
-    def limits() -> None:  # runs in the child before exec
-        limit = memory_mb << 20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        os.setsid()
+    The child is a fresh interpreter with ``-P`` (no script or working folder on ``sys.path``),
+    run from an empty temporary folder, in its own session; it limits its own address space
+    (``memory_mb``), file writes and core dumps before it reads the policy, and it is killed
+    (with anything it started) after ``timeout_s``. ``architectures`` is the allow-list for a
+    state dict's ``architecture``; ``allow_torchscript=False`` refuses TorchScript unread."""
+    kind = policy_format(Path(path))
+    refused = refusal(
+        Path(path),
+        kind,
+        allow_torchscript=allow_torchscript,
+        architecture=architecture,
+        architectures=architectures,
+    )
+    if refused:  # no need for a child: nothing will be read
+        return LoadReport(ok=False, kind=kind, detail=refused)
+    request = json.dumps(
+        {
+            "path": str(Path(path).resolve()),
+            "input_shape": input_shape,
+            "memory_mb": memory_mb,
+            "allow_torchscript": allow_torchscript,
+            "architecture": architecture,
+            "architecture_kwargs": architecture_kwargs,
+            "architectures": sorted(set(architectures)),
+        }
+    ).encode()
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONSAFEPATH="1",
+    )
+    with tempfile.TemporaryDirectory(prefix="gitreg-load-") as work:
+        out_path, err_path = Path(work) / "stdout", Path(work) / "stderr"
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-P", "-m", "gitreg.validate"],
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=err,
+                cwd=work,
+                env=env,
+                start_new_session=True,  # its own process group: a timeout kills all of it
+            )
+            try:
+                proc.communicate(request, timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # not reaped yet: the group is still ours
+                proc.wait()
+                return LoadReport(
+                    ok=False, detail=f"load and forward pass did not finish within {timeout_s:g} s"
+                )
+        stdout = _tail(out_path).decode(errors="replace")
+        stderr = _tail(err_path).decode(errors="replace")
+    return _report(proc.returncode, stdout, stderr, memory_mb)
 
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "gitreg.validate"],
-            input=request.encode(),
-            capture_output=True,
-            timeout=timeout_s,
-            preexec_fn=limits,
-            env=env,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return LoadReport(ok=False, detail=f"load and forward pass did not finish within {timeout_s:g} s")
-    if proc.returncode < 0:
-        sig = signal.Signals(-proc.returncode).name
+
+def _tail(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - MAX_OUTPUT_BYTES))
+        return f.read()
+
+
+def _report(returncode: int, stdout: str, stderr: str, memory_mb: int) -> LoadReport:
+    """The child's exit, as a report: its JSON line, or why there is none."""
+    err = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    out_of_memory = any(m in stderr for m in _OUT_OF_MEMORY)
+    if returncode < 0:
+        try:
+            sig = signal.Signals(-returncode).name
+        except ValueError:
+            sig = f"signal {-returncode}"
+        if out_of_memory:
+            return LoadReport(ok=False, detail=f"the loader ran out of memory (limit {memory_mb} MiB; {sig})")
+        if sig == "SIGXFSZ":
+            return LoadReport(
+                ok=False,
+                detail=f"the loader crashed (SIGXFSZ): it wrote more than {MAX_WRITE_BYTES >> 20} MiB",
+            )
+        if sig == "SIGKILL":
+            return LoadReport(ok=False, detail="the loader was killed (SIGKILL; out of memory?)")
         return LoadReport(ok=False, detail=f"the loader crashed ({sig})")
-    lines = proc.stdout.decode(errors="replace").strip().splitlines()
+    lines = stdout.strip().splitlines()
     try:
         data = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        err = proc.stderr.decode(errors="replace").strip().splitlines()
-        if any("MemoryError" in e or "std::bad_alloc" in e for e in err):
+        report = LoadReport(**data)
+    except (IndexError, ValueError, TypeError):
+        if out_of_memory:
             return LoadReport(ok=False, detail=f"the loader ran out of memory (limit {memory_mb} MiB)")
-        tail = err[-1] if err else f"exit code {proc.returncode}"
+        tail = err[-1].strip() if err else f"exit code {returncode}"
         return LoadReport(ok=False, detail=f"the loader failed: {tail[:300]}")
-    return LoadReport(**data)
+    if not report.ok and any(m in report.detail for m in _OUT_OF_MEMORY):
+        report.detail = f"the loader ran out of memory (limit {memory_mb} MiB): {report.detail}"
+    return report
+
+
+def _limit_self(memory_mb: int) -> None:
+    """The child's own limits, set before it reads the policy (no preexec_fn: the serving
+    process that starts it has threads)."""
+
+    def cap(which: int, value: int) -> None:  # only ever lower a limit
+        soft, hard = resource.getrlimit(which)
+        value = min([value, *(x for x in (soft, hard) if x != resource.RLIM_INFINITY)])
+        resource.setrlimit(which, (value, value))
+
+    cap(resource.RLIMIT_AS, memory_mb << 20)
+    cap(resource.RLIMIT_FSIZE, MAX_WRITE_BYTES)
+    cap(resource.RLIMIT_CORE, 0)
+    cap(resource.RLIMIT_STACK, MAX_STACK_BYTES)  # runaway native recursion ends, even if unlimited
+    # No RLIMIT_NPROC: it counts every process and thread of the user, not this child's.
+
+
+def _isolate(bundle_dir: Path) -> None:
+    """Nothing is importable from the bundle's folder (nor the working folder)."""
+    bundle = bundle_dir.resolve()
+    sys.path[:] = [p for p in sys.path if p and not Path(p).resolve().is_relative_to(bundle)]
+
+
+def load_weights(path: Path, kind: str) -> dict[str, Any]:
+    """A state dict (names -> tensors) from a safetensors file or a weights-only ``torch.load``;
+    never a full unpickle. Raises ValueError when the file holds anything else."""
+    import torch
+
+    if kind == "safetensors":
+        from safetensors.torch import load_file
+
+        state: Any = load_file(str(path), device="cpu")
+    else:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    if not (
+        isinstance(state, Mapping)
+        and state
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
+    ):
+        raise ValueError(
+            f"{path.name} is neither TorchScript nor a state dict (a mapping of names to tensors)"
+        )
+    return dict(state)
+
+
+def resolve_architecture(spec: str, allowed: Collection[str], bundle_dir: Path | None = None) -> Any:
+    """The ``torch.nn.Module`` subclass ``"pkg.module:Class"`` names, imported only when that exact
+    string is allow-listed, and only from outside ``bundle_dir``."""
+    import importlib
+
+    import torch
+
+    if not is_architecture(spec):
+        raise ArchitectureError(f"architecture {spec!r} is not of the form 'pkg.module:ClassName'")
+    if spec not in set(allowed):
+        raise ArchitectureError(
+            f"architecture {spec!r} is not allow-listed "
+            "(models.yaml policy.architectures, or --allow-architecture)"
+        )
+    module_name, _, class_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:
+        raise ArchitectureError(f"architecture {spec!r}: cannot import {module_name}: {_reason(e)}") from None
+    origin = getattr(module, "__file__", None)
+    if bundle_dir is not None and origin and Path(origin).resolve().is_relative_to(bundle_dir.resolve()):
+        raise ArchitectureError(f"architecture {spec!r}: {module_name} comes from the bundle itself")
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        raise ArchitectureError(f"architecture {spec!r}: {class_name} is not a torch.nn.Module class")
+    return cls
+
+
+def build_module(
+    spec: str,
+    kwargs: dict[str, Any] | None,
+    state: dict[str, Any],
+    allowed: Collection[str],
+    bundle_dir: Path | None = None,
+) -> Any:
+    """Instantiate the allow-listed architecture with ``kwargs`` and load ``state`` strictly."""
+    cls = resolve_architecture(spec, allowed, bundle_dir)
+    kwargs = kwargs or {}
+    if not isinstance(kwargs, dict) or not all(
+        isinstance(k, str) and _IDENTIFIER_RE.fullmatch(k) for k in kwargs
+    ):
+        raise ArchitectureError("architecture_kwargs must be an object of keyword arguments")
+    try:
+        module = cls(**kwargs)
+    except Exception as e:
+        raise ArchitectureError(f"{spec}(**architecture_kwargs) failed: {_reason(e)}") from None
+    try:
+        module.load_state_dict(state, strict=True)
+    except Exception as e:
+        raise ArchitectureError(f"the weights do not fit {spec}: {_reason(e)}") from None
+    module.eval()
+    return module
 
 
 def _child(request: dict[str, Any]) -> LoadReport:
@@ -98,27 +325,56 @@ def _child(request: dict[str, Any]) -> LoadReport:
     path = Path(request["path"])
     shape = request.get("input_shape")
     report = LoadReport(ok=False, torch_version=torch.__version__)
+    report.kind = kind = policy_format(path)
+    refused = refusal(
+        path,
+        kind,
+        allow_torchscript=request.get("allow_torchscript", True),
+        architecture=request.get("architecture"),
+        architectures=request.get("architectures") or [],
+    )
+    if refused:
+        report.detail = refused
+        return report
     t0 = time.perf_counter()
-    if is_torchscript(path):
-        report.kind = "torchscript"
+    if kind == "torchscript":
         model = torch.jit.load(str(path), map_location="cpu")
         model.eval()
+        what = "TorchScript"
     else:
-        report.kind = "state_dict"
         try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+            state = load_weights(path, kind)
         except Exception as e:
-            report.detail = f"neither TorchScript nor loadable with weights_only=True: {_reason(e)}"
+            if kind == "safetensors":
+                report.detail = f"{path.name} is not a valid safetensors file: {_reason(e)}"
+            elif isinstance(e, ValueError) and str(e).startswith(path.name):
+                report.detail = str(e)
+            else:
+                report.detail = f"neither TorchScript nor loadable with weights_only=True: {_reason(e)}"
             return report
-        report.load_seconds = time.perf_counter() - t0
-        tensors = _tensors(obj)
-        if not tensors:
-            report.detail = "policy.pt is neither TorchScript nor a state dict of tensors"
+        spec = request.get("architecture")
+        if not spec:
+            report.load_seconds = time.perf_counter() - t0
+            report.ok = True
+            report.detail = f"state dict with {len(state)} tensors"
+            report.notes.append(
+                "forward pass skipped: a state dict needs an architecture to run "
+                "(metadata.json architecture: 'pkg.module:ClassName')"
+            )
             return report
-        report.ok = True
-        report.detail = f"state dict with {len(tensors)} tensors"
-        report.notes.append("forward pass skipped: a state dict needs an architecture to run")
-        return report
+        try:
+            model = build_module(
+                spec,
+                request.get("architecture_kwargs"),
+                state,
+                request.get("architectures") or [],
+                path.parent,
+            )
+        except ArchitectureError as e:
+            report.detail = str(e)
+            return report
+        report.architecture = spec
+        what = f"{spec} with {len(state)} tensors ({kind})"
     report.load_seconds = time.perf_counter() - t0
     if shape:
         x = torch.zeros((1, *shape))
@@ -138,9 +394,9 @@ def _child(request: dict[str, Any]) -> LoadReport:
             report.detail = "forward pass produced NaN or infinite values"
             return report
         report.output_shape = list(outs[0].shape)
-        report.detail = f"TorchScript; forward pass on {list(x.shape)} -> {report.output_shape}"
+        report.detail = f"{what}; forward pass on {list(x.shape)} -> {report.output_shape}"
     else:
-        report.detail = "TorchScript loaded"
+        report.detail = f"{what} loaded"
         report.notes.append("forward pass skipped: metadata has no input_shape")
     report.ok = True
     return report
@@ -190,10 +446,12 @@ def _reason(e: BaseException) -> str:
 
 def _main() -> None:
     request = json.loads(sys.stdin.read())
+    _limit_self(int(request.get("memory_mb") or DEFAULT_MEMORY_MB))
+    _isolate(Path(request["path"]).parent)
     try:
         report = _child(request)
     except Exception as e:  # the bundle is untrusted: any failure is a finding, not a crash
-        report = LoadReport(ok=False, detail=_reason(e))
+        report = LoadReport(ok=False, kind=policy_format(Path(request["path"])), detail=_reason(e))
     sys.stdout.write("\n" + json.dumps(asdict(report)) + "\n")
     sys.stdout.flush()
 

@@ -96,6 +96,28 @@ def _registry() -> Any:
     return Registry(state.path)
 
 
+AllowedSignersOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--allowed-signers",
+        help="SSH allowed-signers file trusted to verify tag signatures (git's gpg.ssh.allowedSignersFile).",
+    ),
+]
+
+
+def _trust_signers(path: Path | None) -> None:
+    """Make every git call of this process verify SSH signatures against ``path`` (through
+    GIT_CONFIG_COUNT, which git reads like ``-c``; the user's git config is not changed)."""
+    if path is None:
+        return
+    if not path.is_file():
+        raise GitregError(f"--allowed-signers {path}: no such file", "one line per key: EMAIL KEYTYPE KEY")
+    n = int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0)
+    os.environ[f"GIT_CONFIG_KEY_{n}"] = "gpg.ssh.allowedSignersFile"
+    os.environ[f"GIT_CONFIG_VALUE_{n}"] = str(path.resolve())
+    os.environ["GIT_CONFIG_COUNT"] = str(n + 1)
+
+
 def _bundle_progress() -> render.TransferProgress:
     return render.TransferProgress()
 
@@ -136,13 +158,19 @@ def register(
     ] = None,
     message: Annotated[str | None, typer.Option("--message", help="A note kept in the tag message.")] = None,
     push: Annotated[bool, typer.Option(help="Push the commit and tag to the Git remote.")] = False,
+    sign: Annotated[
+        bool,
+        typer.Option(
+            "--sign", help="Sign the tag (git tag -s: SSH or GPG as gpg.format and user.signingkey say)."
+        ),
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
     """Register a bundle as a new version: upload its bytes with DVC, commit the pointers, tag."""
     reg = _registry()
     with _bundle_progress() as progress:
         result = reg.register(
-            bundle_dir, model, version=version, message=message, push=push, progress=progress
+            bundle_dir, model, version=version, message=message, push=push, progress=progress, sign=sign
         )
     render.register_result(result, json)
 
@@ -169,10 +197,17 @@ def list_(
 @command
 def show(
     version: Annotated[str, typer.Argument(help="A version, e.g. v2025-07-06--18h51.")],
+    allowed_signers: Annotated[
+        Path | None,
+        typer.Option(help="SSH allowed-signers file to verify the tag's signature with."),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Everything about one version: metadata, metrics, files, stages, validation, lineage."""
-    render.version_detail(_registry().get(version), json)
+    """Everything about one version: metadata, metrics, files, stages, validation, lineage, signer."""
+    reg = _registry()
+    info = reg.get(version)
+    info.signature = reg.signature(version, allowed_signers)
+    render.version_detail(info, json)
 
 
 # -- compare -------------------------------------------------------------------------------------
@@ -204,6 +239,29 @@ def pull(
 
 
 # -- validate ------------------------------------------------------------------------------------
+AllowArchitectureOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-architecture",
+        metavar="PKG.MODULE:CLASS",
+        help="Allow a state dict to be loaded into this class, pkg.module:ClassName (repeatable; "
+        "adds to models.yaml's policy.architectures).",
+    ),
+]
+
+
+def _architectures(specs: list[str] | None) -> list[str]:
+    from gitreg.validate import is_architecture
+
+    for spec in specs or []:
+        if not is_architecture(spec):
+            raise GitregError(
+                f"--allow-architecture {spec!r} is not of the form pkg.module:ClassName",
+                "name a class, e.g. --allow-architecture mypkg.nets:PolicyNet",
+            )
+    return list(specs or [])
+
+
 @app.command()
 @command
 def validate(
@@ -214,15 +272,28 @@ def validate(
     push: Annotated[bool, typer.Option(help="Push the notes to the Git remote (with --record).")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds allowed for loading and the forward pass.")] = 120.0,
     memory_mb: Annotated[int, typer.Option(help="Memory limit (MiB) of the loading process.")] = 8192,
+    allow_architecture: AllowArchitectureOpt = None,
+    require_signed: Annotated[
+        bool, typer.Option(help="Refuse a version whose tag signature does not verify (git verify-tag).")
+    ] = False,
+    allowed_signers: AllowedSignersOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Check a version: digests, metadata, safe load in a sandbox, a forward pass. Exit 1 on failure."""
     if push and not record:
         raise GitregError("--push needs --record", "gitreg validate VERSION --record --push")
+    _trust_signers(allowed_signers)
     reg = _registry()
     with _bundle_progress() as progress:
         result = reg.validate(
-            version, record=record, push=push, timeout_s=timeout, memory_mb=memory_mb, progress=progress
+            version,
+            record=record,
+            push=push,
+            timeout_s=timeout,
+            memory_mb=memory_mb,
+            progress=progress,
+            allow_architectures=_architectures(allow_architecture),
+            require_signed=require_signed,
         )
     render.validation(result, json, recorded=record)
     if not result.passed:
@@ -298,10 +369,15 @@ def check(
     base: Annotated[
         str | None, typer.Option(help="The pull request's target (e.g. origin/main) to compare against.")
     ] = None,
+    require_signed: Annotated[
+        bool, typer.Option(help="Production and canary tags must carry a signature that verifies.")
+    ] = False,
+    allowed_signers: AllowedSignersOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Check models.yaml as a pull request leaves it; exit 1 on any problem (GitHub annotations in CI)."""
-    report = _registry().check(base)
+    _trust_signers(allowed_signers)
+    report = _registry().check(base, require_signed=require_signed)
     render.check_report(report, json, github=os.environ.get("GITHUB_ACTIONS") == "true")
     if not report.ok:
         raise typer.Exit(1)
@@ -364,6 +440,14 @@ def serve(
         Path | None,
         typer.Option(help="Folder for the mirror and verified bundles (default: ~/.cache/gitreg/serve)."),
     ] = None,
+    cache_max_bytes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Keep the bundle cache under N bytes: evict unserved bundles (least recently used first); "
+            "refuse a pull that still does not fit (the served version keeps serving; /health says why).",
+        ),
+    ] = None,
     webhook_secret_env: Annotated[
         str | None, typer.Option(help="Env var holding the webhook secret (GitHub HMAC or GitLab token).")
     ] = None,
@@ -381,13 +465,22 @@ def serve(
     max_batch: Annotated[int, typer.Option(help="Largest batch /predict accepts.")] = 1024,
     seed: Annotated[int | None, typer.Option(help="Seed for canary routing (reproducible splits).")] = None,
     threads: Annotated[int | None, typer.Option(help="torch intra-op threads (default: torch's).")] = None,
+    allow_architecture: AllowArchitectureOpt = None,
     graceful: Annotated[
         float, typer.Option(help="Seconds to let in-flight requests finish on SIGTERM.")
     ] = 30.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    require_signed: Annotated[
+        bool,
+        typer.Option(
+            help="Refuse versions whose tag signature does not verify (the last good one keeps serving)."
+        ),
+    ] = False,
+    allowed_signers: AllowedSignersOpt = None,
     json: Annotated[bool, typer.Option("--json", help="Log JSON lines (for log collectors).")] = False,
 ) -> None:
     """Serve the production (and canary) version of each model; follow models.yaml and hot-swap."""
+    _trust_signers(allowed_signers)
     from gitreg.serve import AgentConfig, ServeOptions, ServerConfig, run_server
     from gitreg.serve.slots import Thresholds
 
@@ -410,6 +503,9 @@ def serve(
         thresholds=Thresholds(max_error_rate, max_p99_ms, min_requests, window),
         seed=seed,
         threads=threads,
+        allow_architectures=_architectures(allow_architecture),
+        cache_max_bytes=cache_max_bytes,
+        require_signed=require_signed,
     )
     options = ServeOptions(
         token=secret(token_env, "--token-env"),
@@ -457,6 +553,30 @@ def cleanup(
     stage, remove their bytes from the DVC remote unless a kept version shares them."""
     result = _registry().cleanup(dry_run=dry_run, delete_tags=delete_tags, push=push)
     render.cleanup_result(result, json)
+
+
+# -- doctor --------------------------------------------------------------------------------------
+@app.command()
+@command
+def doctor(
+    fix: Annotated[bool, typer.Option("--fix", help="Repair what can be repaired.")] = False,
+    remote_check: Annotated[
+        bool,
+        typer.Option("--remote-check", help="Also check that every pointed object is on the DVC remote."),
+    ] = False,
+    push: Annotated[
+        bool, typer.Option("--push", help="With --fix: push version tags the Git remote lacks.")
+    ] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Check the registry repo (tags, pointers, models.yaml, notes, locks, interrupted
+    registrations, unpushed tags); --fix repairs. Exit 1 when problems remain."""
+    if push and not fix:
+        raise GitregError("--push needs --fix", "gitreg doctor --fix --push")
+    result = _registry().doctor(fix=fix, remote_check=remote_check, push=push)
+    render.doctor_report(result, json)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 # -- report and lineage --------------------------------------------------------------------------

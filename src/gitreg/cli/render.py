@@ -209,6 +209,14 @@ def version_detail(v: Any, as_json: bool) -> None:
     kv.add_row("created", v.created_at.isoformat())
     kv.add_row("registered", f"{v.registered_at.isoformat()} by {v.registered_by}")
     kv.add_row("commit", v.commit)
+    sig = getattr(v, "signature", None)
+    if sig is not None:
+        if sig.verified:
+            kv.add_row("signed", f"yes, by {sig.signer or '?'} ({sig.format}): verified")
+        elif sig.signed:
+            kv.add_row("signed", f"yes ({sig.format or '?'}), but it does not verify: {sig.reason}")
+        else:
+            kv.add_row("signed", "no")
     if v.description:
         kv.add_row("description", v.description)
     if v.env_id:
@@ -358,6 +366,36 @@ def change_result(r: Any, as_json: bool) -> None:
         out(f"pushed; open the pull request: {r.pr_url}")
     else:
         out(f"pushed to {r.remote}; open a pull request from {r.branch} into {r.base}")
+
+
+_SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": "dim"}
+
+
+def doctor_report(r: Any, as_json: bool) -> None:
+    if as_json:
+        return emit_json(r.model_dump(mode="json"))
+    c = console()
+    for f in r.findings:
+        if f.fixed:
+            c.print(f"[green]fixed[/]   {f.check}: {f.message}", highlight=False)
+            continue
+        style = _SEVERITY_STYLE.get(f.severity, "")
+        c.print(f"[{style}]{f.severity:<7}[/] {f.check}: {f.message}", highlight=False)
+        if f.hint:
+            c.print(f"        [dim]{f.hint}[/]", highlight=False)
+    problems = [f for f in r.findings if not f.fixed and f.severity != "info"]
+    fixed = sum(1 for f in r.findings if f.fixed)
+    summary = f"{r.versions} versions checked" + (", DVC remote checked" if r.remote_check else "")
+    if fixed:
+        summary += f", {fixed} repaired"
+    if problems:
+        fixable = sum(1 for f in problems if f.fixable)
+        summary += f"; {len(problems)} problem(s) remain"
+        if fixable and not r.fix:
+            summary += f" ({fixable} fixable: gitreg doctor --fix)"
+        sys.stderr.write(summary + "\n")
+    else:
+        out(f"ok: {summary}")
 
 
 def check_report(r: Any, as_json: bool, github: bool) -> None:

@@ -41,6 +41,8 @@ class JsonLogFormatter(logging.Formatter):
 
 def run_server(config: ServerConfig) -> None:
     """Run until SIGTERM/SIGINT; in-flight requests finish before the process exits."""
+    import signal
+
     import uvicorn
 
     logging.basicConfig(
@@ -48,7 +50,7 @@ def run_server(config: ServerConfig) -> None:
     )
     agent = Agent(config.agent)
     app = create_app(agent, config.options)
-    uvicorn.Server(
+    server = uvicorn.Server(
         uvicorn.Config(
             app,
             host=config.host,
@@ -58,4 +60,8 @@ def run_server(config: ServerConfig) -> None:
             access_log=False,
             log_config=None,  # uvicorn logs through the handler above (plain or JSON)
         )
-    ).run()
+    )
+    # Once shut down gracefully, uvicorn re-raises the SIGTERM it caught, under the handler it
+    # found: the default one would end the process with -15. A graceful stop is a clean exit (0).
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    server.run()

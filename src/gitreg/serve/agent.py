@@ -6,6 +6,11 @@ that commit names into a content-addressed cache (md5 verified), smoke-load it i
 child, load and warm it up in this process, and only then swap it in. At most one load at a
 time. Failures keep the served versions serving: a broken version is rejected until the
 manifest changes; a remote that is away is retried with backoff. The agent never pushes.
+
+models.yaml's ``policy:`` on the followed branch is enforced before anything is loaded: the
+bundle's size (max_bundle_bytes), the tag's signature (require_signed), TorchScript or not
+(allow_torchscript), and a state dict's architecture (policy.architectures plus
+``--allow-architecture``). A version that breaks it is rejected, never served.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -36,6 +42,11 @@ class Rejected(GitregError):
     the manifest changes."""
 
 
+class CacheFull(GitregError):
+    """The bundle would push the cache past --cache-max-bytes even after evicting every bundle
+    not being served: retried on each sync (space frees up when served versions change)."""
+
+
 @dataclass
 class AgentConfig:
     repo: str
@@ -50,6 +61,9 @@ class AgentConfig:
     load_timeout: float = 120.0
     load_memory_mb: int = 8192
     max_backoff: float = 300.0
+    allow_architectures: list[str] = field(default_factory=list)  # besides models.yaml's policy
+    cache_max_bytes: int | None = None  # bundles/ stays under this (unserved bundles evicted first)
+    require_signed: bool = False  # refuse tags whose signature does not verify, whatever the policy
 
 
 @dataclass
@@ -80,8 +94,11 @@ class Agent:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._sync_lock = threading.Lock()
+        self._seen_entries: dict[str, Any] = {}
         self._thread: threading.Thread | None = None
         self._loader = loader
+        self._bundle_of: dict[tuple[str, str], Path] = {}  # (model, version) -> its cached folder
+        self._policy = mf.LoadPolicy()  # models.yaml's `policy:` on the followed branch
         for name in config.models:
             self._slot(name)
 
@@ -156,9 +173,19 @@ class Agent:
             )
         blob = hashlib.sha1(raw, usedforsecurity=False).hexdigest()
         manifest = mf.loads(raw.decode(errors="replace"))
+        self._policy = manifest.model.policy
         if blob != self.state.manifest_blob:
-            for slot in self.slots.values():
-                slot.manifest_changed()
+            # A version rejected (or fallen back from) is tried again only when its model's
+            # entry changes (or the load policy does): not on an unrelated edit.
+            policy = (
+                manifest.model.policy.model_dump() if hasattr(manifest.model.policy, "model_dump") else {}
+            )
+            for name, slot in self.slots.items():
+                entry = manifest.model.models.get(name)
+                seen = (entry.model_dump() if entry else None, policy)
+                if self._seen_entries.get(name, seen) != seen:
+                    slot.manifest_changed()
+                self._seen_entries[name] = seen
         self.state.commit = head
         self.state.manifest_blob = blob
         followed = self.config.models or [
@@ -175,7 +202,15 @@ class Agent:
                 continue
             try:
                 self._converge(reg, slot, entry)
-                slot.last_error = None
+                # a wanted version rejected earlier (or fallen back from) is still not served: say so
+                slot.last_error = next(
+                    (
+                        f"{v} is not served: {slot.rejected[v]}"
+                        for v in (slot.wanted_production, slot.wanted_canary)
+                        if v and v in slot.rejected
+                    ),
+                    None,
+                )
             except Rejected as e:
                 slot.last_error = e.message
                 self.metrics.load_failures.labels(model=name).inc()
@@ -188,6 +223,8 @@ class Agent:
             raise GitregError("; ".join(transient))
 
     def _converge(self, reg: Any, slot: ModelSlot, entry: mf.ModelEntry) -> None:
+        if entry.canary is None and slot.canary is not None:
+            slot.set_canary(None, 0.0)  # first: a dropped canary frees cache room for a new production
         want = slot.wanted_production
         if (
             want
@@ -240,14 +277,66 @@ class Agent:
         key = hashlib.sha256("\n".join(sorted(f"{f.path}:{f.md5}" for f in files)).encode()).hexdigest()[:32]
         return self.config.cache / "bundles" / key
 
+    def _make_room(self, target: Path, needed: int) -> None:
+        """Keep bundles/ under --cache-max-bytes: evict the least recently used bundles that no
+        slot serves (production, canary, previous); refuse the pull if that is not enough."""
+        limit = self.config.cache_max_bytes
+        if limit is None:
+            return
+        if needed > limit:
+            raise Rejected(
+                f"the bundle is {needed} bytes, more than --cache-max-bytes {limit}",
+                "raise --cache-max-bytes or promote a smaller bundle",
+            )
+        in_use = {  # the previous version needs no disk: it stays loaded in memory
+            self._bundle_of.get((slot.name, s.version))
+            for slot in self.slots.values()
+            for s in (slot.production, slot.canary)
+            if s is not None
+        }
+        cached = sorted(
+            (p for p in target.parent.iterdir() if p.is_dir() and not p.name.startswith(".")),
+            key=lambda p: p.stat().st_mtime,
+        )
+        used = sum(_folder_bytes(p) for p in cached)
+        for folder in cached:
+            if used + needed <= limit:
+                break
+            if folder in in_use:
+                continue
+            used -= _folder_bytes(folder)
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("cache: evicted %s to make room for %d bytes", folder.name, needed)
+        if used + needed > limit:
+            raise CacheFull(
+                f"the cache cannot take {needed} more bytes: {used} of --cache-max-bytes {limit} "
+                "hold bundles being served",
+                "raise --cache-max-bytes; the served versions keep serving",
+            )
+
     def _load(self, reg: Any, model: str, version: str) -> Served:
         from gitreg import validate
-        from gitreg.bundles import POLICY_FILE, md5_file
+        from gitreg.bundles import md5_file, policy_file
         from gitreg.metadata import parse_metadata
 
         info = reg.get(version)
         if info.model != model:
             raise Rejected(f"{version} is a version of {info.model}, not {model}")
+        policy = self._policy
+        allowed = [*policy.architectures, *self.config.allow_architectures]
+        total = sum(f.size for f in info.files)
+        if policy.max_bundle_bytes is not None and total > policy.max_bundle_bytes:
+            raise Rejected(
+                f"the bundle is {total} bytes, over the policy's max_bundle_bytes {policy.max_bundle_bytes}"
+            )
+        if policy.require_signed or self.config.require_signed:
+            signed, why = reg.git.verify_tag(version)
+            if not signed:
+                by = "the policy requires" if policy.require_signed else "--require-signed requires"
+                raise Rejected(f"the tag's signature does not verify ({why}); {by} signed tags")
+        name = policy_file(f.path for f in info.files)
+        if name is None:
+            raise Rejected("the bundle has no policy.pt or policy.safetensors")
         target = self.bundle_dir(info.files)
         if target.exists():
             for f in info.files:  # the cache is disk: re-verify before trusting it
@@ -257,40 +346,68 @@ class Agent:
                     break
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
+            self._make_room(target, total)
             with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pull-") as tmp:
                 reg.pull(version, Path(tmp) / "bundle")
                 (Path(tmp) / "bundle").rename(target)
+        os.utime(target)  # least recently used goes first when the cache is full
+        self._bundle_of[(model, version)] = target
         meta = parse_metadata((target / "metadata.json").read_bytes())
-        policy_path = target / POLICY_FILE
-        if self.config.smoke_test:
+        policy_path = target / name
+        kind = validate.policy_format(policy_path)  # from the zip directory: nothing is unpickled
+        if kind == "torchscript" and not policy.allow_torchscript:
+            raise Rejected(
+                f"{name} is TorchScript, which the policy does not allow (allow_torchscript: false)"
+            )
+        if kind != "torchscript":
+            if not meta.architecture:
+                raise Rejected(f"{name} is a state dict: metadata.json names no architecture to load it into")
+            if meta.architecture not in allowed:
+                raise Rejected(
+                    f"architecture {meta.architecture!r} is not allow-listed "
+                    "(models.yaml policy.architectures, or gitreg serve --allow-architecture)"
+                )
+        if self.config.smoke_test:  # the same verified bytes, in a sandboxed child first
             report = validate.check_policy(
                 policy_path, meta.input_shape,
                 timeout_s=self.config.load_timeout, memory_mb=self.config.load_memory_mb,
+                allow_torchscript=policy.allow_torchscript, architecture=meta.architecture,
+                architecture_kwargs=meta.architecture_kwargs, architectures=allowed,
             )  # fmt: skip
             if not report.ok:
                 raise Rejected(f"sandboxed load failed: {report.detail}")
-            if report.kind != "torchscript":
-                raise Rejected("only TorchScript bundles can be served (a state dict needs an architecture)")
+            if report.kind != kind:
+                raise Rejected(f"the sandboxed load read {name} as {report.kind}, not {kind}")
         t0 = time.perf_counter()
         if self._loader is not None:
-            policy = self._loader(policy_path, meta)
+            loaded = self._loader(policy_path, meta)
         else:
-            from gitreg.serve.runtime import TorchPolicy
+            from gitreg.serve.runtime import StateDictPolicy, TorchPolicy
 
             try:
-                policy = TorchPolicy(policy_path, meta.input_shape, self.config.threads)
-                policy.warm_up()
+                if kind == "torchscript":
+                    loaded = TorchPolicy(policy_path, meta.input_shape, self.config.threads)
+                else:
+                    loaded = StateDictPolicy(
+                        policy_path, str(meta.architecture), meta.architecture_kwargs,
+                        meta.input_shape, allowed, self.config.threads,
+                    )  # fmt: skip
+                loaded.warm_up()
             except Exception as e:
                 raise Rejected(f"load or warm-up failed: {_line(e)}") from None
         return Served(
             model=model,
             version=version,
             commit=info.commit,
-            predict=policy.predict,
+            predict=loaded.predict,
             metadata=json.loads((target / "metadata.json").read_bytes()),
             input_shape=meta.input_shape,
             load_seconds=time.perf_counter() - t0,
         )
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def _line(e: BaseException) -> str:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
+
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 class BadInput(ValueError):
@@ -38,8 +41,14 @@ def _shape(node: Any, where: str, depth: int = 0) -> list[int]:
     if isinstance(node, bool) or not isinstance(node, list | int | float):
         raise BadInput(f"{where} is {type(node).__name__}, not a number or a list of numbers")
     if not isinstance(node, list):
-        if not math.isfinite(node):
+        try:
+            value = float(node)
+        except OverflowError:  # an integer of hundreds of digits (JSON allows it)
+            raise BadInput(f"{where} is out of the float32 range") from None
+        if not math.isfinite(value):
             raise BadInput(f"{where} is not a finite number")
+        if abs(value) > FLOAT32_MAX:  # the policy runs in float32: it would become inf
+            raise BadInput(f"{where} is out of the float32 range")
         return []
     if not node:
         raise BadInput(f"{where} is an empty list")
@@ -81,8 +90,42 @@ class TorchPolicy:
             y = y[0]
         if not isinstance(y, torch.Tensor):
             raise RuntimeError(f"the model returned {type(y).__name__}, not a tensor")
+        if y.is_floating_point() and not bool(torch.isfinite(y).all()):
+            # JSON would carry them as null: a broken answer counts as an error (and toward fallback)
+            raise RuntimeError("the model returned NaN or infinite values")
         result: list[Any] = y.tolist()
         return result
+
+
+class StateDictPolicy(TorchPolicy):
+    """A state dict (``policy.safetensors``, or a weights-only ``policy.pt``) loaded into its
+    allow-listed architecture in this process: no TorchScript, no unpickling of objects. The
+    class is imported only when ``architecture`` is in ``allowed``, and never from the bundle."""
+
+    def __init__(
+        self,
+        path: Path,
+        architecture: str,
+        architecture_kwargs: dict[str, Any] | None,
+        input_shape: list[int] | None,
+        allowed: Collection[str],
+        threads: int | None = None,
+    ) -> None:
+        import torch
+
+        from gitreg.validate import build_module, load_weights, policy_format
+
+        if threads:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        t0 = time.perf_counter()
+        kind = policy_format(path)
+        if kind == "torchscript":
+            raise ValueError(f"{path.name} is TorchScript, not a state dict")
+        state = load_weights(path, kind)
+        self.module = build_module(architecture, architecture_kwargs, state, allowed, path.parent)
+        self.input_shape = input_shape
+        self.load_seconds = time.perf_counter() - t0
 
 
 def _zeros(shape: list[int]) -> list[Any]:
