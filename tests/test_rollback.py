@@ -9,6 +9,7 @@ changes back from `git log -- models.yaml`, with the pull request that brought t
 from __future__ import annotations
 
 import json
+import subprocess
 import textwrap
 
 import pytest
@@ -436,3 +437,22 @@ def test_status_shows_each_stage_with_its_validation_and_the_last_change(repo: R
     table = run_cli("status", cwd=repo.path)
     assert table.returncode == 0, table.stderr
     assert "production" in table.stdout and P1 in table.stdout and "validated" in table.stdout
+
+
+def test_rollback_direct_push_refused_changes_nothing(two_productions: Repo, tmp_path):
+    repo = two_productions
+    other = tmp_path / "other-clone"
+    subprocess.run(["git", "clone", "-q", str(repo.remote), str(other)], check=True)
+    (other / "NOTES.md").write_text("someone else got there first\n")
+    subprocess.run(["git", "-C", str(other), "add", "NOTES.md"], check=True)
+    subprocess.run(["git", "-C", str(other), "commit", "-q", "-m", "unrelated"], check=True)
+    subprocess.run(["git", "-C", str(other), "push", "-q", "origin", "HEAD:refs/heads/main"], check=True)
+    remote_main = repo.remote_git("rev-parse", "refs/heads/main")
+    before = repo.snapshot()
+
+    proc = run_cli("rollback", "policy", "--direct", "--push", cwd=repo.path)
+
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "refused, nothing changed" in proc.stderr
+    assert repo.snapshot() == before  # HEAD, branches, working tree, models.yaml as they were
+    assert repo.remote_git("rev-parse", "refs/heads/main") == remote_main

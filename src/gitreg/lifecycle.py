@@ -297,19 +297,7 @@ def _apply(
             mf.atomic_write(reg.manifest_path, before)
             raise
         if push:
-            try:
-                _push(reg, remote, [f"HEAD:refs/heads/{base_branch}"])
-            except GitError as e:
-                # Rejected (the remote moved on) or unreachable: take our commit back so that
-                # nothing half-done stays here; after `git pull --rebase` a re-run makes it anew.
-                reg.git.reset_last_commit(result.commit)
-                reg.git.unstage([mf.MANIFEST_FILE])
-                mf.atomic_write(reg.manifest_path, before)
-                raise GitregError(
-                    f"push to {remote} refused, nothing changed ({e.message})",
-                    f"another change reached {base_branch} first: git pull --rebase, then re-run",
-                ) from None
-            result.pushed = True
+            _push_or_undo(reg, result, before)
         return result
     result.commit = reg.git.commit_file(base, mf.MANIFEST_FILE, new_text, message, branch=branch, create=True)
     return _publish(reg, result, remote, base_branch, branch, message)
@@ -334,6 +322,24 @@ def _publish(
     )
     result.pr_tool, result.pr_url = pr.tool, pr.url
     return result
+
+
+def _push_or_undo(reg: Registry, result: ChangeResult, manifest_before: bytes) -> None:
+    """Push a direct commit; if the push is refused (the remote moved on) or fails, take the
+    commit back so that nothing half-done stays here: after `git pull --rebase` a re-run makes
+    it anew."""
+    try:
+        _push(reg, result.remote, [f"HEAD:refs/heads/{result.base}"])
+    except GitError as e:
+        if result.commit:
+            reg.git.reset_last_commit(result.commit)
+        reg.git.unstage([mf.MANIFEST_FILE])
+        mf.atomic_write(reg.manifest_path, manifest_before)
+        raise GitregError(
+            f"push to {result.remote} refused, nothing changed ({e.message})",
+            f"another change reached {result.base} first: git pull --rebase, then re-run",
+        ) from None
+    result.pushed = True
 
 
 def _push(reg: Registry, remote: str | None, refspecs: list[str]) -> None:
@@ -540,10 +546,10 @@ def rollback(
             )
             try:
                 if direct:
+                    before = reg.manifest_path.read_bytes()
                     result.commit = reg.git.revert_here(commit.sha)
                     if push:
-                        _push(reg, result.remote, [f"HEAD:refs/heads/{base_branch}"])
-                        result.pushed = True
+                        _push_or_undo(reg, result, before)
                     return result
                 if reg.git.branch_exists(branch):
                     raise GitError(
