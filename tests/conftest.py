@@ -41,6 +41,9 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.delenv("GITREG_DEBUG", raising=False)
+    # pytest-xdist workers export COLUMNS=80/LINES=24; the CLI would wrap its tables to them.
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     return home
 
