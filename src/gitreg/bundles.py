@@ -234,7 +234,9 @@ class DvcStore:
             return
         with self._repo() as repo:
             try:
-                repo.add([str(self.root / p) for p in paths])  # absolute: DVC resolves from cwd
+                # Absolute paths: DVC resolves from the cwd. relink=False: the working-tree file
+                # is already the right bytes; DVC would otherwise copy it back from the cache.
+                repo.add([str(self.root / p) for p in paths], relink=False)
             except Exception as e:
                 raise StorageError(f"dvc add failed: {e}", "check free disk space in the DVC cache") from None
 

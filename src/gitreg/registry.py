@@ -19,13 +19,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from gitreg import lifecycle, retention
 from gitreg import manifest as mf
-from gitreg import report as reporting
 from gitreg.errors import (
     BundleError,
     DirtyWorkingTree,
@@ -54,6 +52,10 @@ from gitreg.metadata import (
     summary_from,
 )
 from gitreg.versions import check_model_name, is_version, next_free, parse_version
+
+if TYPE_CHECKING:  # imported where used: `gitreg list` needs none of them
+    from gitreg import lifecycle, retention
+    from gitreg import report as reporting
 
 Clock = Callable[[], datetime]
 Status = Literal["registered", "validated", "failed"]
@@ -877,6 +879,8 @@ class Registry:
     ) -> lifecycle.ChangeResult:
         """Move a version to staging / production / archived (or make it the canary), through
         a pull request by default or a direct commit."""
+        from gitreg import lifecycle
+
         try:
             return lifecycle.promote(
                 self, version, stage, canary=canary, direct=direct, push=push, force=force
@@ -906,6 +910,8 @@ class Registry:
         push: bool = False,
     ) -> lifecycle.ChangeResult:
         """Revert the commit that last moved the stage (or set ``to``)."""
+        from gitreg import lifecycle
+
         try:
             return lifecycle.rollback(self, model, stage=stage, to=to, direct=direct, push=push)
         finally:
@@ -913,28 +919,38 @@ class Registry:
 
     def history(self, model: str | None = None, rev: str = "HEAD") -> list[lifecycle.StageChange]:
         """Every stage change from `git log -- models.yaml`, newest first."""
+        from gitreg import lifecycle
+
         if model is not None:
             self.require_model(model)
         return lifecycle.history(self, model, rev)
 
     def status(self) -> list[lifecycle.ModelStatus]:
         """Per model: what each stage holds, its status and age, and the last change."""
+        from gitreg import lifecycle
+
         return lifecycle.status(self, self.clock())
 
     def check(self, base: str | None = None, *, require_signed: bool = False) -> lifecycle.CheckReport:
         """Validate models.yaml as a pull request must leave it (schema, tags, validation, policy;
         ``require_signed``: the production and canary tags' signatures must verify)."""
+        from gitreg import lifecycle
+
         return lifecycle.check(self, base, require_signed=require_signed)
 
     # -- report and lineage (see report.py) ------------------------------------------------------
     def report(self, model: str | None = None) -> reporting.Report:
         """Totals by status, stage and algorithm, current production, promotion history and
         every metric over versions: one listing of tags, one of the stage history."""
+        from gitreg import report as reporting
+
         return reporting.build_report(self, model)
 
-    def lineage(self, version: str, max_depth: int = reporting.MAX_LINEAGE_DEPTH) -> reporting.LineageNode:
+    def lineage(self, version: str, max_depth: int | None = None) -> reporting.LineageNode:
         """A version and its ancestors through ``parent``, with data_version and code_commit."""
-        return reporting.build_lineage(self, version, max_depth)
+        from gitreg import report as reporting
+
+        return reporting.build_lineage(self, version, max_depth or reporting.MAX_LINEAGE_DEPTH)
 
     # -- retention (see retention.py) -------------------------------------------------------------
     def cleanup(
@@ -944,6 +960,8 @@ class Registry:
         (one commit on the current branch), remove their bytes from the DVC remote and cache
         unless a kept version shares them, and with ``delete_tags`` delete their tags.
         ``dry_run`` returns the plan and changes nothing."""
+        from gitreg import retention
+
         self._require_registry()
         try:
             return retention.cleanup(self, dry_run=dry_run, delete_tags=delete_tags, push=push)

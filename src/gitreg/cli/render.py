@@ -51,8 +51,12 @@ def emit_json(data: Any) -> None:
 
         kind = type(data) if isinstance(data, BaseModel) else list[type(data[0])]  # type: ignore[misc]
         raw = TypeAdapter(kind).dump_json(data, indent=2, by_alias=True)
+        binary = getattr(sys.stdout, "buffer", None)
+        if binary is None:  # a text-only stream (e.g. redirected to StringIO by an embedding)
+            sys.stdout.write(raw.decode() + "\n")
+            return
         sys.stdout.flush()
-        sys.stdout.buffer.write(raw + b"\n")
+        binary.write(raw + b"\n")
         sys.stdout.flush()
         return
     sys.stdout.write(jsonlib.dumps(data, indent=2, ensure_ascii=False) + "\n")
