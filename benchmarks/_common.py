@@ -51,6 +51,7 @@ class Timed:
     stdout: bytes
     stderr: bytes
     timed_out: bool = False
+    written_bytes: int = 0  # ru_oublock * 512: bytes this child (and waited-for descendants) wrote to files
 
     def check(self, what: str) -> Timed:
         if self.timed_out:
@@ -118,6 +119,7 @@ def run_timed(
             stdout=out.read(),
             stderr=err.read(),
             timed_out=killed.is_set(),
+            written_bytes=int(usage.ru_oublock) * 512,
         )
 
 
@@ -172,8 +174,15 @@ def machine_info() -> dict[str, Any]:
         load = os.getloadavg()
     except OSError:
         load = (0.0, 0.0, 0.0)
+    src = BENCH_DIR.parent
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, check=False)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "src"], cwd=src, capture_output=True, text=True, check=False
+    )
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "gitreg_commit": head.stdout.strip() or None,
+        "gitreg_src_changed_files": len(dirty.stdout.splitlines()),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
@@ -190,17 +199,19 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         from rich.table import Table
     except ImportError:
         widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-        print(title)
+        print(f"\n{title}")
         print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
         for r in cells:
             print("  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)))
         return
-    table = Table(title=title, title_justify="left")
+    console = Console(width=max(120, int(os.environ.get("COLUMNS", "0") or 0)))
+    console.print(f"\n[bold]{title}[/]" if title else "")
+    table = Table()
     for c in columns:
         table.add_column(c, justify="left" if c in {columns[0]} else "right")
     for r in cells:
         table.add_row(*r)
-    Console(width=max(120, int(os.environ.get("COLUMNS", "0") or 0))).print(table)
+    console.print(table)
 
 
 def write_results(name: str, data: dict[str, Any]) -> Path:
@@ -234,3 +245,20 @@ def sizes_arg(text: str) -> list[int]:
     if not values or any(v < 1 for v in values):
         raise SystemExit(f"sizes must be positive integers: {text!r}")
     return values
+
+
+def print_cprofile(what: str, prof: dict[str, Any]) -> None:
+    """The two tables of a ``_profile_cli.py --mode cprofile`` result."""
+
+    def row(f: dict[str, Any]) -> list[Any]:
+        return [f["function"], f["calls"], f"{f['tottime']:.3f}", f"{f['cumtime']:.3f}"]
+
+    rows = [row(f) for f in prof["cumulative"]]
+    print_table(
+        f"cProfile of {what}: {prof['total_s']:.3f}s profiled, of which imports {prof['imports_s']:.3f}s; "
+        "top by cumulative time (pass-through frames hidden; the profiler inflates pure-Python work)",
+        ["function", "calls", "tottime", "cumtime"],
+        rows,
+    )
+    rows = [row(f) for f in prof["self"][:15]]
+    print_table(f"cProfile of {what}: top by self time", ["function", "calls", "tottime", "cumtime"], rows)
