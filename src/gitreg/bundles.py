@@ -391,29 +391,36 @@ class RemovedObjects:
     cache: list[str] = field(default_factory=list)
 
 
+def _copy_hashing(
+    read: Callable[[int], bytes], out: IO[bytes], label: str, total: int, progress: Progress | None
+) -> tuple[str, int]:
+    """Copy chunk by chunk from ``read`` to ``out``, hashing on the way: (md5, bytes copied)."""
+    h = hashlib.md5(usedforsecurity=False)
+    done = 0
+    while chunk := read(CHUNK):
+        h.update(chunk)
+        out.write(chunk)
+        done += len(chunk)
+        if progress:
+            progress(label, done, total)
+    return h.hexdigest(), done
+
+
 def copy_verified(
     src: IO[bytes], dest: Path, pointer: Pointer, *, label: str = "", progress: Progress | None = None
 ) -> None:
     """Copy a stream to ``dest`` while hashing it; on an md5 or size mismatch, delete ``dest``."""
-    h = hashlib.md5(usedforsecurity=False)
-    total = pointer.size or 0
-    done = 0
+
+    def read(n: int) -> bytes:
+        try:
+            return src.read(n)
+        except Exception as e:
+            raise StorageError(f"{label}: read failed mid-way: {_first_line(e)}") from None
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         with open(dest, "wb") as out:
-            while True:
-                try:
-                    chunk = src.read(CHUNK)
-                except Exception as e:
-                    raise StorageError(f"{label}: read failed mid-way: {_first_line(e)}") from None
-                if not chunk:
-                    break
-                h.update(chunk)
-                out.write(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(label, done, total)
-        actual = h.hexdigest()
+            actual, done = _copy_hashing(read, out, label, pointer.size or 0, progress)
         if actual != pointer.md5 or (pointer.size is not None and done != pointer.size):
             raise DigestMismatch(label, pointer.md5, actual)
     except BaseException:
@@ -430,18 +437,10 @@ def copy_bundle(
         src = src_dir / rel
         dst = dest_dir / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
-        h = hashlib.md5(usedforsecurity=False)
-        size = src.stat().st_size
-        done = 0
         with open(src, "rb") as fi, open(dst, "wb") as fo:
-            while chunk := fi.read(CHUNK):
-                h.update(chunk)
-                fo.write(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(rel, done, size)
+            md5, done = _copy_hashing(fi.read, fo, rel, src.stat().st_size, progress)
         shutil.copymode(src, dst)
-        result.append(BundleFile(rel, done, h.hexdigest()))
+        result.append(BundleFile(rel, done, md5))
     return result
 
 

@@ -508,11 +508,11 @@ class GitRepo:
             )
         return commit
 
-    def log_file(self, rev: str, path: str) -> list[CommitRecord]:
-        """Commits reachable from ``rev`` that touched ``path``, newest first: one git call."""
+    def _log(self, args: Sequence[str]) -> list[CommitRecord]:
+        """``git log`` with ``args`` parsed into records, newest first; [] when git refuses."""
         # \x1e opens each record: an empty body yields "\0\0" inside a record, so NULs cannot end one.
         fmt = "%x1e%H%x00%P%x00%an <%ae>%x00%aI%x00%s%x00%b%x00"
-        proc = run_git(["log", f"--format={fmt}", rev, "--", path], self.root, check=False)
+        proc = run_git(["log", f"--format={fmt}", *args], self.root, check=False)
         if proc.returncode != 0:
             return []
         records = []
@@ -526,24 +526,14 @@ class GitRepo:
             )
         return records
 
+    def log_file(self, rev: str, path: str) -> list[CommitRecord]:
+        """Commits reachable from ``rev`` that touched ``path``, newest first: one git call."""
+        return self._log([rev, "--", path])
+
     def merge_that_brought(self, commit: str, rev: str = "HEAD") -> CommitRecord | None:
         """The oldest merge on ``rev``'s first-parent line that has ``commit`` in its history."""
-        # \x1e opens each record: an empty body yields "\0\0" inside a record, so NULs cannot end one.
-        fmt = "%x1e%H%x00%P%x00%an <%ae>%x00%aI%x00%s%x00%b%x00"
-        proc = run_git(
-            ["log", f"--format={fmt}", "--merges", "--first-parent", "--ancestry-path", f"{commit}..{rev}"],
-            self.root,
-            check=False,
-        )
-        found = None
-        for chunk in proc.stdout.decode(errors="replace").split("\x1e"):
-            parts = chunk.split("\0")
-            if len(parts) >= 6:
-                sha, parents, author, date, subject, body = parts[:6]
-                found = CommitRecord(
-                    sha, tuple(parents.split()), author, datetime.fromisoformat(date), subject, body
-                )
-        return found
+        merges = self._log(["--merges", "--first-parent", "--ancestry-path", f"{commit}..{rev}"])
+        return merges[-1] if merges else None
 
     def first_parent_line(self, rev: str = "HEAD") -> set[str]:
         proc = run_git(["rev-list", "--first-parent", rev], self.root, check=False)
