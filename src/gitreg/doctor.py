@@ -11,6 +11,12 @@ state, or one of the states below, which ``run`` detects and ``fix`` repairs:
     tagging it would publish a version nobody saw succeed; bytes already uploaded stay on the
     DVC remote as unreferenced garbage (harmless; `dvc gc` removes them).
   - killed after its tag was made: it is finished (the stash and the journal are removed).
+* an interrupted direct change of models.yaml (promote / rollback / cleanup, which commit
+  first and then update the working tree; ``.git/gitreg/manifest-journal/<pid>.json`` left
+  behind): HEAD already holds the old or the new models.yaml, so the working tree's copy and
+  the index are brought in step with HEAD. If models.yaml was edited since, it is reported
+  and left alone. An uncommitted models.yaml without a journal (a human edit) is reported as
+  information.
 * a ``register`` commit without its tag and without a journal (an older gitreg): reset when it
   is HEAD, else reported (tag or revert it by hand).
 * stale lock notes: ``.git/gitreg.lock`` is an flock, so a dead holder never blocks anyone;
@@ -99,6 +105,7 @@ def _report(
 def _checks(reg: Registry, remote_check: bool, lock_held: bool = False) -> tuple[list[Finding], int]:
     out: list[Finding] = []
     out += _check_journal(reg, lock_held)
+    out += _check_manifest_journal(reg, lock_held)
     out += _check_stash(reg, lock_held)
     out += _check_lock(reg, lock_held)
     out += _check_git_locks(reg)
@@ -113,7 +120,10 @@ def _checks(reg: Registry, remote_check: bool, lock_held: bool = False) -> tuple
 
 
 def _journals(reg: Registry) -> list[tuple[Path, dict[str, object]]]:
-    folder = reg._journal_dir()
+    return _read_journals(reg._journal_dir())
+
+
+def _read_journals(folder: Path) -> list[tuple[Path, dict[str, object]]]:
     if not folder.is_dir():
         return []
     entries = []
@@ -167,6 +177,86 @@ def _check_journal(reg: Registry, lock_held: bool) -> list[Finding]:
                 hint="gitreg doctor --fix",
             )
         )
+    return out
+
+
+def _manifest_journals(reg: Registry) -> list[tuple[Path, dict[str, object]]]:
+    from gitreg.lifecycle import manifest_journal_dir
+
+    return _read_journals(manifest_journal_dir(reg))
+
+
+def _manifest_blobs(reg: Registry) -> tuple[str | None, str | None, str | None]:
+    """models.yaml's blob ids in HEAD, the index and the working tree (None: absent)."""
+    head = reg.git.read_file("HEAD", mf.MANIFEST_FILE)
+    try:
+        work: str | None = reg.git.blob_id(reg.manifest_path.read_bytes())
+    except OSError:
+        work = None
+    return (reg.git.blob_id(head) if head is not None else None), reg.git.index_blob(mf.MANIFEST_FILE), work
+
+
+def _check_manifest_journal(reg: Registry, lock_held: bool) -> list[Finding]:
+    out = []
+    journals = _manifest_journals(reg)
+    for path, entry in journals:
+        pid = entry.get("pid")
+        what = entry.get("what", "a change")
+        if not lock_held and isinstance(pid, int) and pid != os.getpid() and _pid_alive(pid):
+            out.append(
+                Finding(
+                    check="manifest-change-running",
+                    severity="info",
+                    message=f"a models.yaml change ({what}) is running (pid {pid})",
+                    subject=path.name,
+                )
+            )
+            continue
+        head, index, work = _manifest_blobs(reg)
+        known = {entry.get("old_blob"), entry.get("new_blob"), head}
+        side = (
+            "the new"
+            if head == entry.get("new_blob")
+            else "the old"
+            if head == entry.get("old_blob")
+            else "a"
+        )
+        if index in known and work in known:
+            state = "in step with it" if index == work == head else "not in step with it"
+            out.append(
+                Finding(
+                    check="interrupted-manifest-change",
+                    severity="warning",
+                    message=f"a models.yaml change ({what}) was interrupted (pid {pid}): HEAD holds {side} "
+                    f"models.yaml, the working tree is {state}; --fix brings it in step with HEAD",
+                    subject=path.name,
+                    fixable=True,
+                    hint="gitreg doctor --fix",
+                )
+            )
+        else:
+            out.append(
+                Finding(
+                    check="interrupted-manifest-change",
+                    severity="error",
+                    message=f"a models.yaml change ({what}) was interrupted (pid {pid}) and models.yaml "
+                    "was edited since",
+                    subject=path.name,
+                    hint=f"keep or drop your edit (git diff {mf.MANIFEST_FILE}), then delete {path}",
+                )
+            )
+    if not journals:
+        head, index, work = _manifest_blobs(reg)
+        if head is not None and (index != head or work != head):
+            out.append(
+                Finding(
+                    check="manifest-uncommitted",
+                    severity="info",
+                    message=f"{mf.MANIFEST_FILE} has uncommitted changes",
+                    subject=mf.MANIFEST_FILE,
+                    hint=f"commit them, or drop them: git checkout HEAD -- {mf.MANIFEST_FILE}",
+                )
+            )
     return out
 
 
@@ -466,6 +556,8 @@ def _repair(reg: Registry, f: Finding, push: bool) -> bool:
     """Apply the fix for one finding; True when it was repaired."""
     if f.check == "interrupted-register":
         return _repair_register(reg, reg._journal_dir() / str(f.subject))
+    if f.check == "interrupted-manifest-change":
+        return _repair_manifest_change(reg, reg.git.git_dir / "gitreg" / "manifest-journal" / str(f.subject))
     if f.check == "leftover-stash":
         return _repair_stash(reg, reg._stash_dir() / str(f.subject))
     if f.check in ("git-lock-file", "temp-file"):
@@ -543,6 +635,17 @@ def _repair_register(reg: Registry, journal: Path) -> bool:
         while parent != reg.root and not any(parent.iterdir()):
             parent.rmdir()
             parent = parent.parent
+    journal.unlink(missing_ok=True)
+    return True
+
+
+def _repair_manifest_change(reg: Registry, journal: Path) -> bool:
+    """Bring models.yaml (working tree and index) in step with HEAD, then drop the journal."""
+    from gitreg.lifecycle import sync_manifest
+
+    head = reg.git.read_file("HEAD", mf.MANIFEST_FILE)
+    if head is not None:
+        sync_manifest(reg, head)
     journal.unlink(missing_ok=True)
     return True
 

@@ -552,40 +552,46 @@ class GitRepo:
     def delete_branch(self, branch: str) -> None:
         run_git(["branch", "-D", branch], self.root, check=False)
 
-    def revert_on_branch(self, commit: str, base: str, branch: str) -> str:
-        """``git revert`` ``commit`` on a new ``branch`` made from ``base``, in a temporary
-        worktree: the user's working tree is not touched. Returns the revert commit."""
-        import shutil
+    def merge_texts(self, ours: bytes, base: bytes, theirs: bytes) -> bytes | None:
+        """Three-way merge of one file's contents (``git merge-file``): the result, or None on
+        a conflict. Reverting a commit C that changed only this file is
+        ``merge_texts(current, C's version, C^'s version)``: what ``git revert`` computes,
+        without a working tree."""
         import tempfile
 
-        tmp = Path(tempfile.mkdtemp(prefix="gitreg-worktree-"))
-        wt = tmp / "wt"
-        try:
-            run_git(["worktree", "add", "-q", "-b", branch, str(wt), base], self.root)
-            try:
-                run_git(["revert", "--no-edit", commit], wt)
-            except GitError:
-                run_git(["revert", "--abort"], wt, check=False)
-                run_git(["worktree", "remove", "--force", str(wt)], self.root, check=False)
-                run_git(["branch", "-D", branch], self.root, check=False)
-                raise
-            sha = run_git(["rev-parse", "HEAD"], wt).stdout.decode().strip()
-        finally:
-            run_git(["worktree", "remove", "--force", str(wt)], self.root, check=False)
-            shutil.rmtree(tmp, ignore_errors=True)
-            run_git(["worktree", "prune"], self.root, check=False)
-        return sha
+        with tempfile.TemporaryDirectory(prefix="gitreg-merge-") as tmp:
+            files = []
+            for name, data in (("ours", ours), ("base", base), ("theirs", theirs)):
+                f = Path(tmp) / name
+                f.write_bytes(data)
+                files.append(str(f))
+            proc = run_git(["merge-file", "-p", "-q", *files], self.root, check=False)
+        return proc.stdout if proc.returncode == 0 else None
 
-    def revert_here(self, commit: str) -> str:
-        """``git revert`` on the current branch (the caller checked that models.yaml is clean)."""
-        try:
-            run_git(["revert", "--no-edit", commit], self.root)
-        except GitError:
-            run_git(["revert", "--abort"], self.root, check=False)
-            raise
-        sha = self.rev_parse("HEAD")
-        assert sha is not None
-        return sha
+    def stage(self, paths: Sequence[str]) -> None:
+        """``git add`` ``paths`` into the real index (an atomic lock-and-rename in git)."""
+        run_git(["add", "-A", "--", *paths], self.root)
+
+    def index_blob(self, path: str) -> str | None:
+        """The blob id the index holds for ``path``, or None."""
+        out = run_git(["ls-files", "-s", "-z", "--", path], self.root, check=False).stdout.decode()
+        first = out.split("\0", 1)[0]
+        return first.split()[1] if first else None
+
+    @staticmethod
+    def blob_id(data: bytes) -> str:
+        """The id git gives ``data`` as a blob (what ``git hash-object`` prints)."""
+        import hashlib
+
+        return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+    def move_branch(self, branch: str, new: str, old: str) -> None:
+        """Compare-and-swap ``branch`` from ``old`` to ``new``."""
+        proc = run_git(["update-ref", f"refs/heads/{branch}", new, old], self.root, check=False)
+        if proc.returncode != 0:
+            raise GitError(
+                "update-ref", proc.stderr.decode(errors="replace"), f"{branch} moved; re-run the command"
+            )
 
     def config_get(self, key: str) -> str | None:
         proc = run_git(["config", "--get", key], self.root, check=False)

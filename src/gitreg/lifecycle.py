@@ -3,15 +3,24 @@
 Stages live in ``models.yaml``. A change is a commit on a new branch pushed for a pull request
 (review is the approval) or, with ``direct``, a commit on the current branch. Branch commits
 are made with a private index (the user's working tree, index and HEAD are never touched).
-Rollback is ``git revert`` of the commit that last moved the stage. The history of every stage
-is read back from ``git log -- models.yaml`` in two git calls.
+Rollback is ``git revert`` of the commit that last moved the stage (computed as a three-way
+merge of models.yaml, without a working tree). The history of every stage is read back from
+``git log -- models.yaml`` in two git calls.
+
+Direct changes are crash-safe (see :func:`commit_manifest`): the commit comes first, made with a
+private index and a compare-and-swap of the branch; the working tree follows under a journal in
+``.git/gitreg/manifest-journal/`` that `gitreg doctor --fix` finishes if the process died.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -22,6 +31,7 @@ from gitreg.gitrepo import CommitRecord
 if TYPE_CHECKING:
     from gitreg.registry import Registry, VersionInfo
 
+_T = TypeVar("_T")
 PROMOTE_STAGES = ("staging", "production", "archived")
 ROLLBACK_STAGES = ("staging", "production", "canary")
 TRAILER_KEYS = ("Gitreg-Model", "Gitreg-Stage", "Gitreg-Version", "Gitreg-Previous")
@@ -288,16 +298,9 @@ def _apply(
         subject=subject,
     )
     if direct:
-        before = reg.manifest_path.read_bytes()
-        try:
-            mf.atomic_write(reg.manifest_path, new_text)
-            result.commit = reg.git.commit_paths([mf.MANIFEST_FILE], message)
-        except BaseException:
-            reg.git.unstage([mf.MANIFEST_FILE])
-            mf.atomic_write(reg.manifest_path, before)
-            raise
+        result.commit = commit_manifest(reg, base_branch, base, new_text, message)
         if push:
-            _push_or_undo(reg, result, before)
+            _push_or_undo(reg, result, base)
         return result
     result.commit = reg.git.commit_file(base, mf.MANIFEST_FILE, new_text, message, branch=branch, create=True)
     return _publish(reg, result, remote, base_branch, branch, message)
@@ -324,7 +327,7 @@ def _publish(
     return result
 
 
-def _push_or_undo(reg: Registry, result: ChangeResult, manifest_before: bytes) -> None:
+def _push_or_undo(reg: Registry, result: ChangeResult, base: str) -> None:
     """Push a direct commit; if the push is refused (the remote moved on) or fails, take the
     commit back so that nothing half-done stays here: after `git pull --rebase` a re-run makes
     it anew."""
@@ -332,9 +335,7 @@ def _push_or_undo(reg: Registry, result: ChangeResult, manifest_before: bytes) -
         _push(reg, result.remote, [f"HEAD:refs/heads/{result.base}"])
     except GitError as e:
         if result.commit:
-            reg.git.reset_last_commit(result.commit)
-        reg.git.unstage([mf.MANIFEST_FILE])
-        mf.atomic_write(reg.manifest_path, manifest_before)
+            uncommit_manifest(reg, result.base, result.commit, base)
         raise GitregError(
             f"push to {result.remote} refused, nothing changed ({e.message})",
             f"another change reached {result.base} first: git pull --rebase, then re-run",
@@ -527,42 +528,30 @@ def rollback(
             and _without(before, model, stage) == _without(after, model, stage)
         )
         branch = _branch_name(model, f"rollback-{stage}", old_v or "none")
-        if only_this:
-            subject = f'Revert "{commit.subject}"'
-            result = ChangeResult(
+        reverted = _revert_text(reg, base, commit) if only_this else None
+        if reverted is not None:
+            message = (
+                f'Revert "{commit.subject}"\n\nThis reverts commit {commit.sha}.\n\n'
+                f"{_trailers(model, stage, old_v, current_v)}\n"
+            )
+            return _apply(
+                reg,
                 action="rollback",
                 model=model,
                 stage=stage,
                 version=old_v,
                 previous=current_v,
-                changed=True,
-                mode="direct" if direct else "pr",
-                base=base_branch,
-                branch=base_branch if direct else branch,
-                remote=reg.git.remote_name(),
+                base_branch=base_branch,
+                base=base,
+                new_text=reverted,
+                message=message,
+                direct=direct,
+                push=push,
+                branch=branch,
                 kind="revert",
                 reverted=commit.sha,
-                subject=subject,
             )
-            try:
-                if direct:
-                    before = reg.manifest_path.read_bytes()
-                    result.commit = reg.git.revert_here(commit.sha)
-                    if push:
-                        _push_or_undo(reg, result, before)
-                    return result
-                if reg.git.branch_exists(branch):
-                    raise GitError(
-                        "branch", "", f"branch {branch} exists already (delete it: git branch -D {branch})"
-                    )
-                result.commit = reg.git.revert_on_branch(commit.sha, base, branch)
-            except GitError as e:
-                if "conflict" not in e.stderr.lower():
-                    raise
-                # Later commits touched neighbouring lines: restore just this stage instead.
-            else:
-                message = reg.git.commit_message(result.commit)
-                return _publish(reg, result, result.remote, base_branch, branch, message)
+        # Later commits touched neighbouring lines: restore just this stage instead.
         if stage == "canary":
             m.set_canary(model, old[0] if old else None, old[1] if old else None)
         else:
@@ -590,6 +579,101 @@ def rollback(
             kind="restore",
             reverted=commit.sha,
         )
+
+
+def _revert_text(reg: Registry, base: str, commit: CommitRecord) -> bytes | None:
+    """models.yaml at ``base`` with ``commit`` (which changed only models.yaml) reverted: the
+    three-way merge ``git revert`` makes. None on a conflict or an invalid result."""
+    ours = reg.git.read_file(base, mf.MANIFEST_FILE)
+    at_commit = reg.git.read_file(commit.sha, mf.MANIFEST_FILE)
+    before = reg.git.read_file(commit.parents[0], mf.MANIFEST_FILE)
+    if ours is None or at_commit is None or before is None:
+        return None
+    merged = reg.git.merge_texts(ours, at_commit, before)
+    if merged is None:
+        return None
+    try:
+        mf.loads(merged.decode())
+    except (GitregError, UnicodeDecodeError):
+        return None
+    return merged
+
+
+# -- crash-safe manifest commits ---------------------------------------------------------------
+#: Where a direct models.yaml change is killed in tests (``GITREG_TEST_CRASH_AT``).
+MANIFEST_CRASH_POINTS = ("manifest-journaled", "manifest-committed", "manifest-written")
+
+
+def manifest_journal_dir(reg: Registry) -> Path:
+    return reg.git.git_dir / "gitreg" / "manifest-journal"
+
+
+def _write_manifest_journal(reg: Registry, branch: str, old: bytes, new: bytes, what: str) -> Path:
+    path = manifest_journal_dir(reg) / f"{os.getpid()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {
+        "what": what,
+        "branch": branch,
+        "old_blob": reg.git.blob_id(old),
+        "new_blob": reg.git.blob_id(new),
+        "pid": os.getpid(),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    mf.atomic_write(path, json.dumps(entry).encode())
+    return path
+
+
+def sync_manifest(reg: Registry, text: bytes) -> None:
+    """Bring the working tree's models.yaml (atomically) and the index to ``text``."""
+    mf.atomic_write(reg.manifest_path, text)
+    reg.git.stage([mf.MANIFEST_FILE])
+
+
+def _move_manifest(
+    reg: Registry, branch: str, old: bytes, new: bytes, what: str, move: Callable[[], _T]
+) -> _T:
+    """Run ``move`` (which moves ``branch``) under a journal, then sync the working tree to
+    ``new``. A failure before the branch moved leaves nothing behind; a kill after it leaves
+    the journal, for `gitreg doctor --fix` to bring models.yaml in step with HEAD."""
+    from gitreg.registry import _checkpoint
+
+    journal = _write_manifest_journal(reg, branch, old, new, what)
+    try:
+        _checkpoint("manifest-journaled")
+        out = move()
+    except BaseException:
+        journal.unlink(missing_ok=True)
+        raise
+    _checkpoint("manifest-committed")
+    sync_manifest(reg, new)
+    _checkpoint("manifest-written")
+    journal.unlink(missing_ok=True)
+    return out
+
+
+def commit_manifest(reg: Registry, branch: str, base: str, new_text: bytes, message: str) -> str:
+    """Commit ``new_text`` as models.yaml on ``branch``, which must still be at ``base``
+    (compare-and-swap: a concurrent change is never overwritten), then bring the index and the
+    working tree along. The commit comes first, with a private index, so a kill at any point
+    leaves the old commit or the new one, never a half-written or uncommitted models.yaml that
+    nothing accounts for."""
+    old = reg.git.read_file(base, mf.MANIFEST_FILE) or b""
+
+    def commit() -> str:
+        return reg.git.commit_file(base, mf.MANIFEST_FILE, new_text, message, branch=branch, create=False)
+
+    return _move_manifest(reg, branch, old, new_text, message.splitlines()[0], commit)
+
+
+def uncommit_manifest(reg: Registry, branch: str, commit: str, base: str) -> None:
+    """Take back :func:`commit_manifest`'s ``commit`` (``branch`` goes back to ``base``)."""
+    old = reg.git.read_file(commit, mf.MANIFEST_FILE) or b""
+    new = reg.git.read_file(base, mf.MANIFEST_FILE) or b""
+
+    def move_back() -> None:
+        reg.git.move_branch(branch, base, commit)
+
+    _move_manifest(reg, branch, old, new, f"undo {commit[:12]}", move_back)
 
 
 def _without(m: mf.ManifestModel | None, model: str, stage: str) -> dict[str, Any]:

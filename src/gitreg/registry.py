@@ -845,7 +845,9 @@ class Registry:
             policy_format=(load.kind or None) if load else None,
         )
         if record:
-            self.git.add_note(info.tag_object, result.to_note())
+            _checkpoint("validate-checked")
+            self.git.add_note(info.tag_object, result.to_note())  # one ref update: old or new
+            _checkpoint("validate-recorded")
             if push:
                 remote = self.git.remote_name()
                 if remote is None:

@@ -358,18 +358,14 @@ def run_cleanup(reg: Registry, plan: CleanupPlan, *, push: bool = False) -> Clea
             m.archive(r.model, r.version)
             result.archived.append(r.version)
     if result.archived or plan.delete_tags:
-        before = reg.manifest_path.read_bytes()
-        try:
-            mf.atomic_write(reg.manifest_path, m.dumps().encode())
-            # With --delete-tags the file may not change (nothing was archived): the commit is
-            # then empty but still the record of which versions were deleted.
-            result.commit = reg.git.commit_paths(
-                [mf.MANIFEST_FILE], _message(plan, rows), allow_empty=plan.delete_tags
-            )
-        except BaseException:
-            reg.git.unstage([mf.MANIFEST_FILE])
-            mf.atomic_write(reg.manifest_path, before)
-            raise
+        from gitreg.lifecycle import commit_manifest
+
+        head = reg.git.rev_parse("HEAD")
+        assert head is not None  # _current_branch refused an empty repository
+        # Commit first, then the working tree (crash-safe: see commit_manifest). With
+        # --delete-tags the file may not change (nothing was archived): the commit is then
+        # empty but still the record of which versions were deleted.
+        result.commit = commit_manifest(reg, branch, head, m.dumps().encode(), _message(plan, rows))
     if remote is not None:
         done = f"committed {result.commit[:10]}" if result.commit else "nothing to commit"
         _push(

@@ -570,7 +570,7 @@ def doctor(
     json: JsonOpt = False,
 ) -> None:
     """Check the registry repo (tags, pointers, models.yaml, notes, locks, interrupted
-    registrations, unpushed tags); --fix repairs. Exit 1 when problems remain."""
+    registrations and stage changes, unpushed tags); --fix repairs. Exit 1 when problems remain."""
     if push and not fix:
         raise GitregError("--push needs --fix", "gitreg doctor --fix --push")
     result = _registry().doctor(fix=fix, remote_check=remote_check, push=push)
