@@ -159,3 +159,83 @@ def test_agent_require_signed_keeps_the_last_good_version(
     health = health_report(agent, ServeOptions())
     assert health["status"] == "degraded"
     assert "signature" in json.dumps(health)
+
+
+@pytest.mark.slow
+def test_serve_process_require_signed_keeps_serving_the_signed_version(
+    registry: Any,
+    make_bundle: Callable[..., Path],
+    keys: dict[str, Path],
+    bare_remote: Path,
+    tmp_path: Path,
+) -> None:
+    """The real `gitreg serve --require-signed --allowed-signers FILE` process over loopback:
+    the signed production version serves; after an unsigned one is promoted the signed one
+    keeps answering and /health says why; a missing signers file is a one-line error."""
+    import os
+    import signal
+    import socket
+    import time
+
+    import httpx
+    from tests.conftest import GITREG
+
+    use_key(registry.root, keys["good"])
+    good = registry.register(make_bundle(1), "policy", sign=True, push=True).version
+    bad = registry.register(make_bundle(2), "policy", push=True).version
+    registry.promote(good, "production", direct=True, push=True, force=True)
+
+    missing = run_cli(
+        "serve", "--repo", str(bare_remote), "--require-signed", "--allowed-signers", str(tmp_path / "nope")
+    )  # fmt: skip
+    assert missing.returncode == 1 and "--allowed-signers" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [GITREG, "serve", "--repo", str(bare_remote), "--port", str(port), "--cache", str(tmp_path / "cache"),
+         "--poll", "1", "--require-signed", "--allowed-signers", str(keys["allowed"])],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+    def poll(check: Callable[[], Any], what: str, deadline_s: float = 120.0) -> Any:
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            try:
+                value = check()
+            except (httpx.HTTPError, KeyError, ValueError):
+                value = None
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}: {(tmp_path / 'serve.log').read_text()[-2000:]}")
+
+    def predict() -> httpx.Response:
+        return httpx.post(f"{url}/predict", json={"inputs": [[0.5, -1.0, 2.0, 0.25]]}, timeout=30)
+
+    try:
+        poll(lambda: httpx.get(f"{url}/ready", timeout=5).status_code == 200, "/ready")
+        assert predict().json()["version"] == good
+        registry.promote(bad, "production", direct=True, push=True, force=True)
+        model = poll(
+            lambda: (
+                (m := httpx.get(f"{url}/health", timeout=5).json()["models"]["policy"])["wanted"] == bad
+                and m["last_error"]
+                and m
+            ),
+            "the agent to refuse the unsigned version",
+        )
+        assert "signature" in model["last_error"], model
+        assert model["served"] == good
+        answer = predict()
+        assert answer.status_code == 200 and answer.json()["version"] == good
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        log.close()
