@@ -239,3 +239,44 @@ def test_serve_process_require_signed_keeps_serving_the_signed_version(
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
         log.close()
+
+
+@pytest.mark.skipif(shutil.which("gpg") is None, reason="needs gpg")
+def test_register_sign_with_a_gpg_key(
+    registry: Any, make_bundle: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gpg.format openpgp: a real throwaway GPG key signs the tag; show and check verify it."""
+    home = tmp_path / "gpg"
+    home.mkdir(mode=0o700)
+    monkeypatch.setenv("GNUPGHOME", str(home))
+    gpg = ["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
+    try:
+        subprocess.run(
+            [*gpg, "--quick-gen-key", "Bob <bob@example.com>", "ed25519", "sign", "never"],
+            check=True,
+            capture_output=True,
+        )
+        listing = subprocess.run(
+            ["gpg", "--list-secret-keys", "--with-colons"], check=True, capture_output=True, text=True
+        ).stdout
+        fpr = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+        git(registry.root, "config", "gpg.format", "openpgp")
+        git(registry.root, "config", "user.signingkey", fpr)
+
+        signed = registry.register(tiny(make_bundle, 1), "policy", sign=True)
+        plain = registry.register(tiny(make_bundle, 2), "policy")
+        assert "-----BEGIN PGP SIGNATURE-----" in git(registry.root, "cat-file", "tag", signed.version)
+        sig = registry.signature(signed.version)
+        assert sig.signed and sig.verified and sig.format == "openpgp", sig
+        assert sig.signer is not None and "bob@example.com" in sig.signer
+
+        shown = json.loads(run_cli("-C", str(registry.root), "show", signed.version, "--json").stdout)
+        assert shown["signature"]["verified"] is True
+        for version, ok in ((signed.version, True), (plain.version, False)):
+            passed(registry, version)
+            registry.promote(version, "production", direct=True)
+            check = run_cli("-C", str(registry.root), "check", "--require-signed")
+            assert (check.returncode == 0) is ok, check.stdout + check.stderr
+            assert ok or "sign" in check.stdout + check.stderr
+    finally:
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], check=False, capture_output=True)
