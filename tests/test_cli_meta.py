@@ -31,3 +31,29 @@ def test_command_has_help_and_a_readme_entry(name: str):
 def test_data_commands_take_json(name: str):
     result = CliRunner().invoke(app, [name, "--help"])
     assert "--json" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["promote"], "Missing argument 'version'"),
+        (["list", "--bogus"], "No such option: --bogus"),
+        (["list", "--limit", "x"], "Invalid value for '--limit'"),
+        (["no-such-command"], "No such command"),
+    ],
+)
+def test_command_line_errors_are_one_line_and_exit_1(args: list[str], says: str, tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    proc = run_cli("-C", str(tmp_path), *args)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], proc.stderr
+    assert "--help" in lines[0] and proc.stdout == ""
+
+
+def test_bare_gitreg_prints_the_help(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    proc = run_cli(cwd=tmp_path)
+    assert proc.returncode == 0 and "Commands" in proc.stdout and "register" in proc.stdout

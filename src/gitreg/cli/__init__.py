@@ -27,7 +27,6 @@ app = typer.Typer(
     name="gitreg",
     help="A Git-native model registry: versions are Git tags, bytes live in DVC, "
     "stages change by pull request.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -73,8 +72,9 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def main_options(
+    ctx: typer.Context,
     path: Annotated[
         Path, typer.Option("-C", help="Run as if gitreg was started in PATH (the registry repo).")
     ] = Path("."),
@@ -88,6 +88,9 @@ def main_options(
 ) -> None:
     state.path = path
     state.traceback = traceback
+    if ctx.invoked_subcommand is None:  # bare `gitreg`: the help
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
 
 
 def _registry() -> Any:
@@ -636,11 +639,23 @@ def demo(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Errors of the command line itself (a missing argument, an
+    unknown option, a value of the wrong type) are one line and exit 1, like every refusal."""
     try:
-        app()
+        rc = app(standalone_mode=False)
     except GitregError as e:  # raised outside a command (e.g. by a callback)
         if _debug():
             raise
         render.error(e)
         sys.exit(1)
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        sys.exit(130)
+    except typer.TyperException as e:  # the parser's usage errors
+        if _debug():
+            raise
+        where = getattr(getattr(e, "ctx", None), "command_path", None) or "gitreg"
+        fmt = getattr(e, "format_message", None)  # names the parameter ("Invalid value for '--limit'")
+        render.error(GitregError(fmt() if callable(fmt) else str(e), f"see {where} --help"))
+        sys.exit(1)
+    sys.exit(rc if isinstance(rc, int) else 0)
