@@ -1,16 +1,18 @@
-"""The deploy agent's parts without a network, a Git remote or torch: canary routing with a
-seeded RNG, the sliding-window fallback, input checks, the agent's convergence rules (with a
-fake loader) and every HTTP endpoint through FastAPI's TestClient on an Agent whose slots are
-filled directly."""
+"""The deploy agent's parts without a network, a Git remote or (but for one runtime test) torch:
+canary routing with a seeded RNG, the sliding-window fallback, input checks, the agent's
+convergence rules (with a fake loader) and every HTTP endpoint through FastAPI's TestClient on
+an Agent whose slots are filled directly."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import math
 import random
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from gitreg.errors import DigestMismatch, GitregError, StorageError
 from gitreg.manifest import Canary, ModelEntry
 from gitreg.serve.agent import Agent, AgentConfig
 from gitreg.serve.app import MAX_WEBHOOK_BYTES, ServeOptions, create_app, health_report, redact
-from gitreg.serve.runtime import BadInput, check_inputs
+from gitreg.serve.runtime import FLOAT32_MAX, BadInput, check_inputs
 from gitreg.serve.slots import ModelSlot, NotServing, Served, Thresholds, VersionStats
 
 V1 = "v2025-07-01--10h00"
@@ -138,6 +140,34 @@ def test_version_stats_window_error_rate_and_p99():
     assert p99 == pytest.approx(99.0)  # ms: the window holds latencies 0..99 ms
 
 
+@pytest.mark.parametrize("window", [1, 7, 50])
+def test_version_stats_match_a_recount_of_the_window(window):
+    rng = random.Random(window)
+    st = VersionStats(window=window)
+    seen: list[tuple[bool, float]] = []
+    for i in range(400):
+        ok, latency = rng.random() > 0.3, rng.choice([0.001, 0.002, 0.5, rng.random()])
+        st.record(ok, latency)
+        seen.append((ok, latency))
+        last = seen[-window:]
+        lat = sorted(x for _, x in last)
+        expected = (
+            len(last),
+            sum(1 for ok, _ in last if not ok) / len(last),
+            lat[int(len(lat) * 0.99)] * 1000,
+        )
+        assert st.snapshot() == pytest.approx(expected), i
+    assert st.total == 400 and st.errors == sum(1 for ok, _ in seen if not ok)
+
+
+def test_version_stats_without_a_window_still_count():
+    st = VersionStats(window=0)
+    st.record(False, 0.1)
+    st.record(True, 0.1)
+    assert (st.total, st.errors) == (2, 1)
+    assert st.snapshot() == (0, 0.0, 0.0)
+
+
 def test_a_failing_new_production_falls_back_after_min_requests():
     s = slot(Thresholds(max_error_rate=0.1, max_p99_ms=1000, min_requests=10, window=50))
     v1, v2 = served(V1), served(V2, fail=True)
@@ -246,6 +276,59 @@ def test_check_inputs_rejects(inputs, shape, words):
     with pytest.raises(BadInput) as e:
         check_inputs(inputs, shape, max_batch=8)
     assert words in str(e.value)
+
+
+class Count(int):
+    """An int subclass: not a plain int, so it takes the item-by-item walk, which accepts it."""
+
+
+@pytest.mark.parametrize(
+    ("inputs", "shape", "error"),
+    [
+        ([[FLOAT32_MAX, -FLOAT32_MAX, 0, 1]] * 1024, [4], None),
+        ([[1, 2, 3, 4]] * 1023 + [[1, 2, math.inf, 4]], [4], "inputs[1023][2] is not a finite number"),
+        ([[1, 2, 3, 4]] * 1023 + [[1, 2, 3]], [4], "inputs[1023] has shape [3]"),
+        ([[1, 2, 3, 4]] * 1023 + [[1, 2, 3, [4]]], [4], "inputs[1023] is ragged"),
+        ([[1, 2, 3, 4]] * 5 + [[1, False, 3, 4]], [4], "inputs[5][1] is bool"),
+        ([[3.4028235e38, 0, 0, 0]], [4], "inputs[0][0] is out of the float32 range"),
+        ([[10**39, 0, 0, 0]], [4], "inputs[0][0] is out of the float32 range"),
+        ([[Count(1), 2, 3, 4]], [4], None),
+        ([[[1, 2], [3, 4]]] * 64, [2, 2], None),
+        ([[[1, 2], [3, 4]]] * 63 + [[[1, 2], [3, "4"]]], [2, 2], "inputs[63][1][1] is str"),
+        ([[[1.0] * 3] * 2] * 4, None, None),
+        (
+            [[[1.0] * 3] * 2] * 3 + [[[1.0] * 3] * 3],
+            None,
+            "inputs[3] has shape [3, 3], the model takes [2, 3]",
+        ),
+    ],
+)
+def test_check_inputs_names_the_first_bad_item_in_a_large_batch(inputs, shape, error):
+    if error is None:
+        assert check_inputs(inputs, shape, max_batch=1024) == len(inputs)
+    else:
+        with pytest.raises(BadInput) as e:
+            check_inputs(inputs, shape, max_batch=1024)
+        assert error in str(e.value)
+
+
+def test_torch_policy_refuses_non_finite_outputs(tmp_path):
+    torch = pytest.importorskip("torch")
+    from gitreg.serve.runtime import SMALL_OUTPUT, TorchPolicy
+
+    class Log(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.log(x)  # -inf at 0, NaN below
+
+    path = tmp_path / "policy.pt"
+    torch.jit.script(Log()).save(str(path))
+    policy = TorchPolicy(path, [2])
+    assert policy.predict([[1.0, 1.0]]) == [[0.0, 0.0]]
+    wide = SMALL_OUTPUT  # a batch of 2 rows: twice SMALL_OUTPUT values, checked by torch
+    assert policy.predict([[1.0] * wide] * 2) == [[0.0] * wide] * 2
+    for bad in ([[1.0, 0.0]], [[-1.0, 1.0]], [[1.0] * wide, [1.0] * (wide - 1) + [0.0]]):
+        with pytest.raises(RuntimeError, match="NaN or infinite"):
+            policy.predict(bad)
 
 
 # -- the agent's convergence rules (fake loader, no Git) --------------------------------------------
@@ -512,6 +595,22 @@ def test_non_json_and_non_finite_bodies_are_422(tmp_path):
         assert r.status_code == 422, (raw, r.status_code, r.text)
 
 
+def test_the_body_must_be_declared_json(tmp_path):
+    c = client(make_agent(tmp_path, served(V1)))
+    raw = json.dumps({"inputs": [[1, 2, 3, 4]]}).encode()
+    for content_type, code in (
+        ("application/json", 200),
+        ("application/json; charset=utf-8", 200),
+        ("Application/vnd.api+json", 200),
+        ("text/plain", 422),
+        ("application/x-www-form-urlencoded", 422),
+    ):
+        r = c.post("/predict", content=raw, headers={"content-type": content_type})
+        assert r.status_code == code, (content_type, r.text)
+    r = c.post("/predict", content=raw)  # no content type at all
+    assert r.status_code == 422 and "JSON" in r.json()["detail"]
+
+
 def test_rejected_inputs_are_counted_and_not_judged(tmp_path):
     agent = make_agent(tmp_path, served(V1))
     c = client(agent)
@@ -687,6 +786,86 @@ def test_a_failing_new_version_falls_back_over_http(tmp_path):
     assert f'gitreg_requests_total{{model="policy",outcome="error",version="{V2}"}} 5.0' in text
     assert f'gitreg_served_version_info{{model="policy",role="production",version="{V1}"}} 1.0' in text
     assert f'role="production",version="{V2}"' not in text.split("gitreg_served_version_info", 1)[1]
+
+
+def on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def recording(version: str, seconds: float = 0.0) -> tuple[Served, list[bool]]:
+    """A version that notes, per call, whether it ran on the event loop (else: a worker thread)."""
+    calls: list[bool] = []
+
+    def predict(inputs: Any) -> list[Any]:
+        calls.append(on_event_loop())
+        if seconds:
+            time.sleep(seconds)  # stands for a slow forward pass
+        return [[summing(row)] for row in inputs]
+
+    return Served(model="policy", version=version, commit="c" * 40, predict=predict, input_shape=[4]), calls
+
+
+def test_quick_versions_run_on_the_event_loop_and_slow_ones_in_a_worker(tmp_path, monkeypatch):
+    import gitreg.serve.app as serve_app
+
+    # a generous bar for "quick": a pass of the fake model preempted on a busy machine still is
+    monkeypatch.setattr(serve_app, "INLINE_SECONDS", 0.05)
+    quick, quick_calls = recording(V1)
+    agent = make_agent(tmp_path, quick)
+    c = client(agent)
+    for _ in range(4):
+        r = c.post("/predict", json={"inputs": [[1, 2, 3, 4]]})
+        assert r.status_code == 200 and r.json() == {"outputs": [[10.0]], "model": "policy", "version": V1}
+    assert quick_calls == [False, True, True, True]  # the first pass, of unknown length, in a worker
+    assert quick.predict_seconds is not None and quick.predict_seconds < 0.05
+
+    quick.predict_seconds = 0.01  # per observation: a batch of 10 is expected to take 0.1 s
+    quick_calls.clear()
+    assert c.post("/predict", json={"inputs": [[1, 2, 3, 4]] * 10}).status_code == 200
+    assert c.post("/predict", json={"inputs": [[1, 2, 3, 4]] * 2}).status_code == 200
+    assert quick_calls == [False, True]
+
+    monkeypatch.undo()  # the real bar: a 2 ms pass is not quick
+    assert serve_app.INLINE_SECONDS < 0.002
+    slow, slow_calls = recording(V2, seconds=0.002)
+    agent.slots["policy"].swap_production(slow)
+    for _ in range(3):
+        assert c.post("/predict", json={"inputs": [[1, 2, 3, 4]]}).json()["version"] == V2
+    assert slow_calls == [False, False, False]
+    text = c.get("/metrics").text
+    for version, n in ((V1, 6), (V2, 3)):
+        assert f'gitreg_requests_total{{model="policy",outcome="ok",version="{version}"}} {n}.0' in text
+        assert f'gitreg_request_latency_seconds_count{{model="policy",version="{version}"}} {n}.0' in text
+        assert agent.slots["policy"].stats[version].total == n
+
+
+def test_non_finite_outputs_of_a_custom_loader_are_null_as_before(tmp_path):
+    def predict(inputs: Any) -> list[Any]:
+        return [[math.nan, math.inf, 1.5] for _ in inputs]
+
+    v = Served(model="policy", version=V1, commit="c" * 40, predict=predict, input_shape=[4])
+    c = client(make_agent(tmp_path, v))
+    for _ in range(2):  # in a worker, then on the event loop
+        r = c.post("/predict", json={"inputs": [[1, 2, 3, 4]]})
+        assert r.status_code == 200
+        assert r.json() == {"outputs": [[None, None, 1.5]], "model": "policy", "version": V1}
+
+
+def test_openapi_documents_predict(tmp_path):
+    spec = client(make_agent(tmp_path, served(V1))).get("/openapi.json").json()
+    for path in ("/predict", "/models/{model}/predict"):
+        op = spec["paths"][path]["post"]
+        body = op["requestBody"]["content"]["application/json"]["schema"]
+        assert body["required"] == ["inputs"] and body["properties"]["inputs"]["type"] == "array"
+        ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok == {"$ref": "#/components/schemas/PredictResponse"}
+        assert {"401", "404", "422", "500", "503"} <= set(op["responses"])
+        assert "authorization" in [p["name"] for p in op["parameters"]]
+    assert spec["components"]["schemas"]["PredictResponse"]["required"] == ["outputs", "model", "version"]
 
 
 def test_canary_responses_name_their_version(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Collection
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +21,54 @@ class BadInput(ValueError):
 
 
 def check_inputs(inputs: Any, input_shape: list[int] | None, max_batch: int) -> int:
-    """Validate ``inputs`` (a batch) against ``input_shape``; return the batch size."""
+    """Validate ``inputs`` (a batch) against ``input_shape``; return the batch size.
+
+    A well-formed batch is accepted by a few C-level passes over it (``_fits``); anything that
+    fails them takes the item-by-item walk, which names the first offending item."""
     if not isinstance(inputs, list) or not inputs:
         raise BadInput("inputs must be a non-empty list (a batch of observations)")
     if len(inputs) > max_batch:
         raise BadInput(f"batch of {len(inputs)} is larger than the limit of {max_batch}")
-    expected = list(input_shape) if input_shape else None
+    # without metadata: every row must at least agree with the first
+    expected = list(input_shape) if input_shape else _shape(inputs[0], "inputs[0]")
+    if _fits(inputs, expected):
+        return len(inputs)
     for i, row in enumerate(inputs):
         shape = _shape(row, f"inputs[{i}]")
-        if expected is not None and shape != expected:
+        if shape != expected:
             raise BadInput(f"inputs[{i}] has shape {shape}, the model takes {expected}")
-        if expected is None:
-            expected = shape  # without metadata: every row must at least agree with the first
     return len(inputs)
 
 
+_NUMBER_TYPES = frozenset({int, float})  # exactly: bool (an int) and subclasses go the long way
+_LIST_TYPE = {list}
+_MAX_DEPTH = 8
+_isfinite = math.isfinite
+
+
+def _fits(inputs: list[Any], shape: list[int]) -> bool:
+    """True if ``inputs`` is a batch of exactly ``shape``-shaped nested lists of finite numbers
+    (plain int/float, no bool) within the float32 range. False means "look closer" (``_shape``),
+    not necessarily bad."""
+    if len(shape) > _MAX_DEPTH or 0 in shape:
+        return False
+    level: list[Any] = inputs
+    for dim in shape:
+        if set(map(type, level)) != _LIST_TYPE or set(map(len, level)) != {dim}:
+            return False
+        level = list(chain.from_iterable(level))
+    if not _NUMBER_TYPES.issuperset(map(type, level)):
+        return False
+    try:
+        if not all(map(_isfinite, level)):
+            return False
+    except OverflowError:  # an int no float holds
+        return False
+    return max(map(abs, level)) <= FLOAT32_MAX
+
+
 def _shape(node: Any, where: str, depth: int = 0) -> list[int]:
-    if depth > 8:
+    if depth > _MAX_DEPTH:
         raise BadInput(f"{where} is nested too deeply")
     if isinstance(node, bool) or not isinstance(node, list | int | float):
         raise BadInput(f"{where} is {type(node).__name__}, not a number or a list of numbers")
@@ -90,10 +122,10 @@ class TorchPolicy:
             y = y[0]
         if not isinstance(y, torch.Tensor):
             raise RuntimeError(f"the model returned {type(y).__name__}, not a tensor")
-        if y.is_floating_point() and not bool(torch.isfinite(y).all()):
+        result: list[Any] = y.tolist()
+        if y.is_floating_point() and not _all_finite(y, result):
             # JSON would carry them as null: a broken answer counts as an error (and toward fallback)
             raise RuntimeError("the model returned NaN or infinite values")
-        result: list[Any] = y.tolist()
         return result
 
 
@@ -126,6 +158,21 @@ class StateDictPolicy(TorchPolicy):
         self.module = build_module(architecture, architecture_kwargs, state, allowed, path.parent)
         self.input_shape = input_shape
         self.load_seconds = time.perf_counter() - t0
+
+
+SMALL_OUTPUT = 4096  # up to this many values, checking the Python list beats two torch ops
+
+
+def _all_finite(y: Any, values: Any) -> bool:
+    """No NaN or infinity in the tensor ``y`` (``values`` is its ``tolist()``)."""
+    if y.numel() > SMALL_OUTPUT:
+        return bool(y.isfinite().all())
+    if y.dim() == 0:
+        return _isfinite(values)
+    flat = values
+    for _ in range(y.dim() - 1):
+        flat = chain.from_iterable(flat)
+    return all(map(_isfinite, flat))
 
 
 def _zeros(shape: list[int]) -> list[Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ class Served:
     input_shape: list[int] | None = None
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
+    # running estimate of one forward pass per observation (None until the first request)
+    predict_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -46,30 +49,47 @@ class Thresholds:
 
 
 class VersionStats:
-    """Sliding window of (ok, latency) for one version."""
+    """Sliding window of (ok, latency) for one version.
+
+    The window's latencies are also kept sorted (per request: one bisect insert and one delete,
+    O(log n) compares and a short memmove) and its errors counted as they come and go, so a
+    snapshot is O(1), not a sort of the window: a version on probation is judged on every request."""
 
     def __init__(self, window: int) -> None:
-        self._items: deque[tuple[bool, float]] = deque(maxlen=window)
+        self._window = max(0, window)
+        self._items: deque[tuple[bool, float]] = deque()
+        self._sorted: list[float] = []  # the window's latencies, ascending
+        self._window_errors = 0
         self._lock = threading.Lock()
         self.total = 0
         self.errors = 0
 
     def record(self, ok: bool, latency_s: float) -> None:
         with self._lock:
-            self._items.append((ok, latency_s))
             self.total += 1
-            self.errors += 0 if ok else 1
+            if not ok:
+                self.errors += 1
+            if not self._window:
+                return
+            items = self._items
+            if len(items) == self._window:
+                old_ok, old_latency = items.popleft()
+                del self._sorted[bisect_left(self._sorted, old_latency)]
+                if not old_ok:
+                    self._window_errors -= 1
+            items.append((ok, latency_s))
+            insort(self._sorted, latency_s)
+            if not ok:
+                self._window_errors += 1
 
     def snapshot(self) -> tuple[int, float, float]:
         """(requests in the window, error rate, p99 latency in ms)."""
         with self._lock:
-            items = list(self._items)
-        if not items:
-            return 0, 0.0, 0.0
-        errors = sum(1 for ok, _ in items if not ok)
-        lat = sorted(x for _, x in items)
-        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-        return len(items), errors / len(items), p99 * 1000
+            n = len(self._sorted)
+            if not n:
+                return 0, 0.0, 0.0
+            p99 = self._sorted[min(n - 1, int(n * 0.99))]
+            return n, self._window_errors / n, p99 * 1000
 
 
 @dataclass
