@@ -116,3 +116,22 @@ def test_cli_exit_codes_and_json(registry: Any, make_bundle: Callable[..., Path]
     good = run_cli("-C", str(registry.root), "doctor", "--fix", "--push")
     assert good.returncode == 0, good.stderr
     assert "fixed" in good.stdout and "ok:" in good.stdout
+
+
+def test_stale_list_cache_temp_files_are_removed_fresh_ones_kept(registry: Any) -> None:
+    import os
+    import time
+
+    folder = registry.git.git_dir / "gitreg"
+    folder.mkdir(parents=True, exist_ok=True)
+    stale, fresh = folder / ".list-cache-a1.tmp", folder / ".list-cache-b2.tmp"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"being written")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    report = registry.doctor()
+    found = [f for f in report.findings if f.check == "temp-file"]
+    assert [f.subject for f in found] == [str(stale)] and found[0].severity == "info"
+    assert report.ok  # information only
+    registry.doctor(fix=True)
+    assert not stale.exists() and fresh.exists()

@@ -35,6 +35,7 @@ import contextlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -353,7 +354,24 @@ def _check_temp_files(reg: Registry) -> list[Finding]:
             fixable=True,
         )
         for p in sorted(reg.root.glob(f".{mf.MANIFEST_FILE}.*.tmp"))
+    ] + [
+        Finding(
+            check="temp-file",
+            severity="info",
+            message=f"{p.name}: a half-written copy of the list cache (it is rebuilt as needed)",
+            subject=str(p),
+            fixable=True,
+        )
+        for p in sorted((reg.git.git_dir / "gitreg").glob(".list-cache-*.tmp"))
+        if _older_than(p, 60.0)  # a younger one may be a listing writing it now
     ]
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return False
 
 
 def _untagged(reg: Registry) -> list[tuple[str, str, str]]:
