@@ -135,3 +135,17 @@ def test_stale_list_cache_temp_files_are_removed_fresh_ones_kept(registry: Any) 
     assert report.ok  # information only
     registry.doctor(fix=True)
     assert not stale.exists() and fresh.exists()
+
+
+def test_half_written_journals_are_removed(registry: Any) -> None:
+    """A command killed while writing its journal had changed nothing yet: the temp goes."""
+    leftovers = []
+    for folder in ("journal", "manifest-journal"):
+        d = registry.git.git_dir / "gitreg" / folder
+        d.mkdir(parents=True, exist_ok=True)
+        leftovers.append(d / ".4242.json.x1y2.tmp")
+        leftovers[-1].write_bytes(b'{"pid": 42')
+    report = registry.doctor()
+    assert {f.subject for f in report.findings if f.check == "temp-file"} == {str(p) for p in leftovers}
+    fixed = registry.doctor(fix=True)
+    assert fixed.ok and not any(p.exists() for p in leftovers)

@@ -345,26 +345,40 @@ def _check_git_locks(reg: Registry) -> list[Finding]:
 
 
 def _check_temp_files(reg: Registry) -> list[Finding]:
-    return [
-        Finding(
-            check="temp-file",
-            severity="warning",
-            message=f"{p.name}: a half-written copy of {mf.MANIFEST_FILE} (the file itself is intact)",
-            subject=str(p),
-            fixable=True,
-        )
-        for p in sorted(reg.root.glob(f".{mf.MANIFEST_FILE}.*.tmp"))
-    ] + [
-        Finding(
-            check="temp-file",
-            severity="info",
-            message=f"{p.name}: a half-written copy of the list cache (it is rebuilt as needed)",
-            subject=str(p),
-            fixable=True,
-        )
-        for p in sorted((reg.git.git_dir / "gitreg").glob(".list-cache-*.tmp"))
-        if _older_than(p, 60.0)  # a younger one may be a listing writing it now
-    ]
+    return (
+        [
+            Finding(
+                check="temp-file",
+                severity="warning",
+                message=f"{p.name}: a half-written copy of {mf.MANIFEST_FILE} (the file itself is intact)",
+                subject=str(p),
+                fixable=True,
+            )
+            for p in sorted(reg.root.glob(f".{mf.MANIFEST_FILE}.*.tmp"))
+        ]
+        + [
+            Finding(
+                check="temp-file",
+                severity="info",
+                message=f"{p.name}: a half-written copy of the list cache (it is rebuilt as needed)",
+                subject=str(p),
+                fixable=True,
+            )
+            for p in sorted((reg.git.git_dir / "gitreg").glob(".list-cache-*.tmp"))
+            if _older_than(p, 60.0)  # a younger one may be a listing writing it now
+        ]
+        + [
+            Finding(
+                check="temp-file",
+                severity="info",
+                message=f"{p.name}: a half-written journal of a command killed before it started work",
+                subject=str(p),
+                fixable=True,
+            )
+            for folder in ("journal", "manifest-journal")
+            for p in sorted((reg.git.git_dir / "gitreg" / folder).glob(".*.tmp"))
+        ]
+    )
 
 
 def _older_than(path: Path, seconds: float) -> bool:
