@@ -7,7 +7,8 @@ whether peak memory grows with the bundle), in a fresh registry each repetition:
 * register: ``gitreg register`` (local-folder DVC remote) vs ``md5sum policy.pt && cp policy.pt
   dest/`` (same file, same filesystem);
 * pull (local): ``gitreg pull`` with ``.dvc/cache`` removed vs ``cp`` of the same object out of
-  the remote folder;
+  the remote folder (and, as ``pull-local-md5``, vs ``md5sum`` + ``cp``: pull verifies every md5,
+  and md5 alone runs at ~600 MiB/s on one core, slower than ``cp`` out of the page cache);
 * S3 (a ``moto_server`` on 127.0.0.1 started here; at ``--s3-sizes-mib``, default 256, because moto
   is a pure-Python mock that moves tens of MiB/s): ``gitreg init --remote s3://… --endpoint-url``,
   ``gitreg register`` (uploads) vs md5 + boto3 ``upload_file``; remove ``.dvc/cache``;
@@ -18,7 +19,10 @@ Each command's peak RSS is read from ``os.wait4`` on that child (what ``/usr/bin
 reports). Throughput ratio = floor seconds / gitreg seconds (target ≥ 0.5).
 
 Run:  .venv/bin/python benchmarks/bundle_io.py [--size-mib 1024] [--sizes-mib 256,1024]
-          [--s3-sizes-mib 256,1024] [--repeat 1] [--profile]
+          [--s3-sizes-mib 256,1024] [--repeat 1] [--profile] [--gitreg-src DIR]
+
+Before/after: ``git archive REV src | tar -x -C /tmp/rev`` then ``--gitreg-src /tmp/rev/src``
+runs that revision's gitreg (same venv) against the same floors.
 """
 
 from __future__ import annotations
@@ -87,6 +91,18 @@ endpoint, bucket, key, dest, mode = sys.argv[1:6]
 config = TransferConfig(multipart_threshold=1 << 40, use_threads=False) if mode == "single" else None
 boto3.client("s3", endpoint_url=endpoint).download_file(bucket, key, dest, Config=config)
 """
+
+
+# --gitreg-src DIR: run the gitreg package found in DIR (e.g. `git archive HEAD src | tar -x -C DIR`,
+# then DIR/src) instead of the installed one, to measure a before/after pair in identical conditions.
+GITREG_SRC: str | None = None
+RUN_FROM_SRC = "import sys; sys.path.insert(0, sys.argv.pop(1)); from gitreg.cli import main; main()"
+
+
+def gitreg_command() -> list[str]:
+    if GITREG_SRC is None:
+        return [venv_tool("gitreg")]
+    return [sys.executable, "-c", RUN_FROM_SRC, GITREG_SRC]
 
 
 def write_random(path: Path, mib: int) -> None:
@@ -205,10 +221,10 @@ def _md5_of(result: dict[str, Any], path: str = "policy.pt") -> str:
 def bench_local(
     work: Path, env: dict[str, str], bundle: Path, mib: int, r: int, pairs: dict[str, Pair]
 ) -> None:
-    gitreg = venv_tool("gitreg")
+    gitreg = gitreg_command()
     repo = work / f"local-{mib}-{r}"
     repo.mkdir()
-    init = _json_out(run_timed([gitreg, "init", "--ci", "none", "--json"], cwd=repo, env=env), "gitreg init")
+    init = _json_out(run_timed([*gitreg, "init", "--ci", "none", "--json"], cwd=repo, env=env), "gitreg init")
     remote = Path(init["remote_url"])
     version = f"v2025-07-06--18h{r:02d}"
 
@@ -220,7 +236,7 @@ def bench_local(
     floor_md5 = floor.check("md5sum && cp").stdout.split()[0].decode()
     rm(dest)
     reg = run_timed(
-        [gitreg, "register", str(bundle), "--model", "policy", "--version", version, "--json"],
+        [*gitreg, "register", str(bundle), "--model", "policy", "--version", version, "--json"],
         cwd=repo,
         env=env,
     )
@@ -238,12 +254,19 @@ def bench_local(
     dest.mkdir()
     floor = run_timed(["cp", str(obj), str(dest / "policy.pt")]).check("cp")
     rm(dest)
+    dest.mkdir()
+    hashed_floor = run_timed(
+        ["sh", "-c", 'md5sum "$1" && cp "$1" "$2/policy.pt"', "sh", str(obj), str(dest)]
+    ).check("md5sum && cp")
+    rm(dest)
     out = work / "pulled"
-    pull = run_timed([gitreg, "pull", version, "--out", str(out), "--json"], cwd=repo, env=env)
+    pull = run_timed([*gitreg, "pull", version, "--out", str(out), "--json"], cwd=repo, env=env)
     if _md5_of(_json_out(pull, "gitreg pull")) != md5 or (out / "policy.pt").stat().st_size != mib << 20:
         raise SystemExit("gitreg pull produced different bytes")
     pairs["pull-local"].gitreg.append(pull)
     pairs["pull-local"].floor.append(floor)
+    pairs["pull-local-md5"].gitreg.append(pull)
+    pairs["pull-local-md5"].floor.append(hashed_floor)
     for p in (out, repo, remote):
         rm(p)
 
@@ -251,14 +274,14 @@ def bench_local(
 def bench_s3(
     work: Path, env: dict[str, str], endpoint: str, bundle: Path, mib: int, r: int, pairs: dict[str, Pair]
 ) -> None:
-    gitreg = venv_tool("gitreg")
+    gitreg = gitreg_command()
     repo = work / f"s3-{mib}-{r}"
     repo.mkdir()
     prefix = f"run-{mib}-{r}"
     _json_out(
         run_timed(
             [
-                gitreg,
+                *gitreg,
                 "init",
                 "--ci",
                 "none",
@@ -281,7 +304,7 @@ def bench_s3(
     ).check("boto3 upload_file")
     floor_md5 = floor.stdout.decode().strip()
     reg = run_timed(
-        [gitreg, "register", str(bundle), "--model", "policy", "--version", version, "--json"],
+        [*gitreg, "register", str(bundle), "--model", "policy", "--version", version, "--json"],
         cwd=repo,
         env=env,
     )
@@ -309,7 +332,7 @@ def bench_s3(
         ).check(f"boto3 download_file ({mode})")
         rm(dest)
     out = work / "pulled-s3"
-    pull = run_timed([gitreg, "pull", version, "--out", str(out), "--json"], cwd=repo, env=env)
+    pull = run_timed([*gitreg, "pull", version, "--out", str(out), "--json"], cwd=repo, env=env)
     if _md5_of(_json_out(pull, "gitreg pull (s3)")) != md5 or (out / "policy.pt").stat().st_size != mib << 20:
         raise SystemExit("gitreg pull (s3) produced different bytes")
     pairs["pull-s3"].gitreg.append(pull)
@@ -325,13 +348,13 @@ def bench_s3(
 def profile(work: Path, env: dict[str, str], bundle: Path, mib: int) -> dict[str, Any]:
     """register and pull (local remote, cache removed) under the phase timers, then under
     cProfile, each in a fresh registry."""
-    gitreg = venv_tool("gitreg")
+    gitreg = gitreg_command()
     child = str(Path(__file__).with_name("_profile_cli.py"))
     result: dict[str, Any] = {"size_mib": mib}
     for mode in ("phases", "cprofile"):
         repo = work / f"profile-{mode}"
         repo.mkdir()
-        init = _json_out(run_timed([gitreg, "init", "--ci", "none", "--json"], cwd=repo, env=env), "init")
+        init = _json_out(run_timed([*gitreg, "init", "--ci", "none", "--json"], cwd=repo, env=env), "init")
         version = "v2025-07-06--20h00"
         t = run_timed(
             [
@@ -376,6 +399,8 @@ def print_profile(p: dict[str, Any]) -> None:
 OPS = {
     "register": ("gitreg register (local remote)", "md5sum policy.pt && cp policy.pt dest/"),
     "pull-local": ("gitreg pull (local remote, no cache)", "cp <remote object> dest/"),
+    # pull must verify every md5; cp does not hash. This floor does what pull must do.
+    "pull-local-md5": ("the same gitreg pull", "md5sum <remote object> && cp <remote object> dest/"),
     "register-s3": ("gitreg register (S3 remote: upload)", "python: md5 + boto3 upload_file"),
     "pull-s3": ("gitreg pull (S3 remote, no cache)", "python: boto3 download_file as one streamed GET"),
     "pull-s3-ranged": (
@@ -399,7 +424,15 @@ def main() -> int:
     ap.add_argument("--no-s3", action="store_true", help="skip the moto S3 part")
     ap.add_argument("--profile", action="store_true", help="also profile register and pull (largest size)")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder (prints its path)")
+    ap.add_argument(
+        "--gitreg-src",
+        default=None,
+        help="run the gitreg package under this folder (a `src` of another revision) instead of "
+        "the installed one; results go to bundle_io_..._src.json",
+    )
     args = ap.parse_args()
+    global GITREG_SRC
+    GITREG_SRC = str(Path(args.gitreg_src).resolve()) if args.gitreg_src else None
     sizes = sizes_arg(args.sizes_mib) if args.sizes_mib else [args.size_mib]
     s3_sizes = [] if args.no_s3 else sizes_arg(args.s3_sizes_mib)
     if args.repeat < 1:
@@ -476,7 +509,9 @@ def main() -> int:
         print_profile(report["profile"])
     # The default run and a --sizes-mib run do not overwrite each other's results.
     default = sizes == [1024] and s3_sizes == [256]
-    write_results("bundle_io" if default else f"bundle_io_{'-'.join(map(str, sorted(set(sizes))))}", report)
+    name = "bundle_io" if default else f"bundle_io_{'-'.join(map(str, sorted(set(sizes))))}"
+    report["settings"]["gitreg_src"] = GITREG_SRC
+    write_results(name + ("_src" if GITREG_SRC else ""), report)
     return 0
 
 

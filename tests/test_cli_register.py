@@ -511,3 +511,109 @@ def test_two_registrations_at_once(repo_dir: Path, make_bundle: Any) -> None:
     assert fsck.returncode == 0, fsck.stderr
     assert "error" not in fsck.stderr.lower() and "missing" not in fsck.stdout.lower()
     assert git(repo_dir, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+# -- DVC takes gitreg's md5s (no second read of the bytes) ---------------------------------------------
+def _spy_dvc_hashing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every local file DVC hashes itself (dvc_data's file_md5)."""
+    import dvc_data.hashfile.hash as dvc_hash
+
+    hashed: list[str] = []
+    original = dvc_hash.file_md5
+
+    def spy(path: Any, *args: Any, **kwargs: Any) -> Any:
+        hashed.append(str(path))
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(dvc_hash, "file_md5", spy)
+    return hashed
+
+
+def test_prehashed_register_matches_a_plain_dvc_add_and_push(
+    registry: Any, repo_dir: Path, dvc_remote: Path, make_bundle: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """gitreg hands DVC the md5s it computed while copying: DVC reads no bundle file again, and
+    the pointers, cache and remote objects are exactly those of `dvc add` + `dvc push`."""
+    from dvc.repo import Repo as DvcRepo
+
+    bundle = make_bundle(2, extra_files={"assets/vocab.txt": b"left\nright\n" * 50})
+    hashed = _spy_dvc_hashing(monkeypatch)
+    version = registry.register(bundle, "policy").version
+    assert not [p for p in hashed if "models/policy" in p], hashed
+    monkeypatch.undo()
+
+    # The same files, added and pushed by DVC alone in a plain repository.
+    plain = tmp_path / "plain"
+    plain_remote = tmp_path / "plain-remote"
+    for rel in ("policy.pt", "assets/vocab.txt"):
+        (plain / "models/policy" / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(bundle / rel, plain / "models/policy" / rel)
+    subprocess.run(["git", "init", "-q", str(plain)], check=True)
+    DvcRepo.init(str(plain)).close()
+    with DvcRepo(str(plain)) as repo:
+        with repo.config.edit("repo") as conf:
+            conf["remote"]["storage"] = {"url": str(plain_remote)}
+            conf["core"]["remote"] = "storage"
+        repo.add([str(plain / "models/policy" / r) for r in ("policy.pt", "assets/vocab.txt")])
+        repo.push()
+
+    for rel in ("policy.pt", "assets/vocab.txt"):
+        ptr = f"models/policy/{rel}.dvc"
+        assert git(repo_dir, "show", f"{version}:{ptr}") + "\n" == (plain / ptr).read_text()
+        digest = md5(bundle / rel)
+        ours, theirs = remote_object(dvc_remote, digest), remote_object(plain_remote, digest)
+        assert ours.read_bytes() == theirs.read_bytes() == (bundle / rel).read_bytes()
+        cache = Path("files/md5") / digest[:2] / digest[2:]
+        ours_cached, theirs_cached = repo_dir / ".dvc/cache" / cache, plain / ".dvc/cache" / cache
+        assert ours_cached.read_bytes() == (bundle / rel).read_bytes()
+        assert ours_cached.stat().st_mode & 0o777 == theirs_cached.stat().st_mode & 0o777
+    assert sorted(p.relative_to(dvc_remote) for p in dvc_remote.rglob("*") if p.is_file()) == sorted(
+        p.relative_to(plain_remote) for p in plain_remote.rglob("*") if p.is_file()
+    )
+    assert git(repo_dir, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_a_file_changed_after_gitreg_hashed_it_is_refused(
+    registry: Any, repo_dir: Path, make_bundle: Any, monkeypatch: Any
+) -> None:
+    """The md5 handed to DVC is keyed by the copy's inode, mtime and size: if the copy changes
+    before DVC tracks it, DVC hashes it itself, the digests differ and nothing is tagged."""
+    from gitreg.bundles import DvcStore
+    from gitreg.errors import StorageError
+
+    before = snapshot(repo_dir)
+    track = DvcStore.track
+
+    def tamper(self: Any, paths: list[str], hashed: Any = None) -> None:
+        target = repo_dir / "models/policy/policy.pt"
+        target.write_bytes(target.read_bytes() + b"tampered")
+        track(self, paths, hashed)
+
+    monkeypatch.setattr(DvcStore, "track", tamper)
+    with pytest.raises(StorageError, match="changed while it was being registered"):
+        registry.register(make_bundle(3), "policy")
+    assert snapshot(repo_dir) == before
+
+
+def test_a_hardlink_cache_links_instead_of_copying(
+    registry: Any, repo_dir: Path, dvc_remote: Path, make_bundle: Any
+) -> None:
+    """With `cache.type hardlink` the object enters the cache as a link to the registered file
+    (one copy fewer); the pointer, the remote object and a clean tree are unchanged."""
+    from dvc.repo import Repo as DvcRepo
+
+    with DvcRepo(str(repo_dir)) as repo, repo.config.edit("repo") as conf:
+        conf["cache"]["type"] = "hardlink"
+    git(repo_dir, "commit", "-qam", "cache by hardlink")
+    bundle = make_bundle(4)
+
+    registry.register(bundle, "policy")
+
+    digest = md5(bundle / "policy.pt")
+    work = repo_dir / "models/policy/policy.pt"
+    cached = repo_dir / ".dvc/cache/files/md5" / digest[:2] / digest[2:]
+    assert work.stat().st_ino == cached.stat().st_ino
+    assert work.read_bytes() == (bundle / "policy.pt").read_bytes()
+    assert remote_object(dvc_remote, digest).read_bytes() == (bundle / "policy.pt").read_bytes()
+    assert remote_object(dvc_remote, digest).stat().st_ino != cached.stat().st_ino
+    assert git(repo_dir, "status", "--porcelain", "--untracked-files=all") == ""

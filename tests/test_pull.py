@@ -225,3 +225,86 @@ def test_pull_of_an_unknown_version_fails(repo_dir, registry, bundle, tmp_path, 
     assert version in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+# -- reading objects straight from the DVC cache and remote ------------------------------------------
+@pytest.mark.parametrize("how", ["flipped", "truncated"])
+def test_a_corrupt_object_in_the_folder_remote_is_refused_and_leaves_nothing(
+    repo_dir, registry, bundle, dvc_remote, tmp_path, how
+):
+    """No cache: the object is read from the remote folder itself, hashed on the way and refused
+    on any difference; not a byte of the bundle is left behind, the remote is not touched."""
+    version = register(registry, bundle)
+    data = (bundle / "policy.pt").read_bytes()
+    shutil.rmtree(repo_dir / ".dvc" / "cache")
+    obj = object_path(dvc_remote, data)
+    if how == "flipped":
+        _corrupt(obj)
+    else:
+        os.chmod(obj, 0o644)
+        obj.write_bytes(data[: len(data) // 2])
+    damaged = obj.read_bytes()
+    parent = tmp_path / "pulls"
+    parent.mkdir()
+
+    proc = run_cli("pull", version, "--out", str(parent / "bundle"), cwd=repo_dir)
+
+    assert proc.returncode == 1
+    assert "md5" in proc.stderr and hashlib.md5(data).hexdigest() in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(parent.iterdir()) == []
+    assert obj.read_bytes() == damaged
+    assert not object_path(repo_dir / ".dvc" / "cache", data).exists()  # pull does not fill the cache
+
+
+def test_a_corrupt_cache_copy_falls_back_to_the_remote(repo_dir, registry, bundle, dvc_remote, tmp_path):
+    version = register(registry, bundle)
+    _corrupt(object_path(repo_dir / ".dvc" / "cache", (bundle / "policy.pt").read_bytes()))
+
+    run_cli("pull", version, "--out", str(tmp_path / "o"), cwd=repo_dir, check=True)
+
+    assert tree_bytes(tmp_path / "o") == tree_bytes(bundle)
+
+
+def test_pull_reads_the_cache_without_the_remote(repo_dir, registry, bundle, dvc_remote, tmp_path):
+    version = register(registry, bundle)
+    shutil.rmtree(dvc_remote)
+
+    run_cli("pull", version, "--out", str(tmp_path / "o"), cwd=repo_dir, check=True)
+
+    assert tree_bytes(tmp_path / "o") == tree_bytes(bundle)
+
+
+def test_pull_from_a_bare_mirror_uses_the_remote_of_the_revision(registry, repo_dir, bundle, tmp_path):
+    """The deploy agent pulls from a bare mirror: no working tree, no DVC cache; DVC's config
+    comes from the version's commit."""
+    from gitreg.registry import Registry
+
+    version = register(registry, bundle)
+    mirror = tmp_path / "mirror.git"
+    git(tmp_path, "clone", "-q", "--mirror", str(repo_dir), str(mirror))
+
+    result = Registry(mirror).pull(version, tmp_path / "o")
+
+    assert tree_bytes(tmp_path / "o") == tree_bytes(bundle)
+    assert {f.path for f in result.files} == set(tree_bytes(bundle))
+
+
+def test_no_remote_and_no_cache_fails_clearly(repo_dir, registry, bundle, tmp_path):
+    from dvc.repo import Repo as DvcRepo
+
+    version = register(registry, bundle)
+    shutil.rmtree(repo_dir / ".dvc" / "cache")
+    with DvcRepo(str(repo_dir)) as repo, repo.config.edit("repo") as conf:
+        del conf["core"]["remote"]
+    parent = tmp_path / "pulls"
+    parent.mkdir()
+
+    proc = run_cli("pull", version, "--out", str(parent / "o"), cwd=repo_dir)
+
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error:") and "neither the DVC cache nor the remote" in lines[0]
+    assert "no usable DVC remote" in lines[0]
+    assert list(parent.iterdir()) == []

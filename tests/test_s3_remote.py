@@ -106,3 +106,128 @@ def test_register_fails_cleanly_when_s3_is_unreachable(make_bundle, tmp_path):
     assert git(repo, "rev-list", "--count", "HEAD") == "1"
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == status
     assert not (repo / "models" / "policy").exists()
+
+
+# -- the streamed GET of pull, the upload's bounded concurrency ----------------------------------------
+BIG = "weights/big.bin"
+
+
+@pytest.fixture
+def s3_registered(moto_s3, make_bundle, tmp_path):
+    """A registry on a fresh bucket with one version holding a 3 MiB file; no local cache."""
+    import os
+
+    from gitreg.registry import Registry
+
+    bucket = moto_s3.make_bucket(f"gitreg-{uuid.uuid4().hex[:12]}")
+    repo = tmp_path / "s3reg"
+    Registry.init(repo, remote=f"s3://{bucket}/reg", ci="none", endpoint_url=moto_s3.endpoint)
+    data = os.urandom(3 << 20)
+    bundle = make_bundle(5, extra_files={BIG: data})
+    version = Registry(repo).register(bundle, "policy").version
+    shutil.rmtree(repo / ".dvc" / "cache")
+    md5 = hashlib.md5(data).hexdigest()
+    return repo, version, bundle, bucket, f"reg/files/md5/{md5[:2]}/{md5[2:]}"
+
+
+def test_pull_resumes_a_dropped_s3_stream_from_the_byte_reached(s3_registered, tmp_path, monkeypatch):
+    from s3fs.core import S3_RETRYABLE_ERRORS
+
+    from gitreg import bundles
+    from gitreg.registry import Registry
+
+    repo, version, bundle, _bucket, key = s3_registered
+    opened: list[int] = []  # for the big object: the offset of each GET
+    original_open = bundles._S3Stream._open
+
+    async def flaky_open(self):
+        await original_open(self)
+        if self._key != key:
+            return
+        opened.append(self._received)
+        body, reads = self._body, {"n": 0}
+        real_read = body.read
+
+        async def read(n):
+            reads["n"] += 1
+            if len(opened) == 1 and reads["n"] == 3:
+                raise S3_RETRYABLE_ERRORS[0]("connection dropped")
+            return await real_read(n)
+
+        body.read = read
+
+    monkeypatch.setattr(bundles._S3Stream, "_open", flaky_open)
+    Registry(repo).pull(version, tmp_path / "o")
+
+    assert tree_bytes(tmp_path / "o") == tree_bytes(bundle)
+    assert len(opened) == 2 and 0 < opened[1] < (3 << 20)  # resumed by a ranged GET where it stopped
+
+
+def test_a_corrupt_s3_object_is_refused_and_leaves_nothing(s3_registered, moto_s3, tmp_path):
+    repo, version, bundle, bucket, key = s3_registered
+    data = bytearray((bundle / BIG).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    moto_s3.client().put_object(Bucket=bucket, Key=key, Body=bytes(data))
+    parent = tmp_path / "pulls"
+    parent.mkdir()
+
+    proc = run_cli("pull", version, "--out", str(parent / "o"), cwd=repo)
+
+    assert proc.returncode == 1
+    assert "md5" in proc.stderr and "".join(key.split("/")[-2:]) in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(parent.iterdir()) == []
+
+
+def test_uploads_to_s3_send_small_parts_a_few_at_once(s3_registered):
+    """s3fs holds every part in flight in memory: gitreg sends UPLOAD_JOBS parts of
+    UPLOAD_PART_BYTES at once, or the remote's own `jobs`."""
+    from gitreg.bundles import UPLOAD_JOBS, DvcStore, _multipart_remote
+
+    repo = s3_registered[0]
+    store = DvcStore(repo)
+    with store._repo() as dvc:
+        odb, jobs = _multipart_remote(dvc)
+        assert jobs == UPLOAD_JOBS
+        assert odb.oid_to_path("0" * 32).endswith("/reg/files/md5/00/" + "0" * 30)
+        with dvc.config.edit("repo") as conf:
+            conf["remote"]["storage"]["jobs"] = 8
+    with store._repo() as dvc:
+        assert _multipart_remote(dvc)[1] == 8  # the user's choice
+
+
+def test_s3_objects_already_there_are_not_sent_again(s3_registered, moto_s3):
+    from gitreg.registry import Registry
+
+    repo, _version, bundle, bucket, key = s3_registered
+    before = moto_s3.client().head_object(Bucket=bucket, Key=key)["LastModified"]
+
+    again = Registry(repo).register(bundle, "policy")
+
+    assert again.uploaded == 0
+    assert moto_s3.client().head_object(Bucket=bucket, Key=key)["LastModified"] == before
+    body = moto_s3.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert body == (bundle / BIG).read_bytes()
+
+
+def test_a_big_file_goes_up_in_small_parts(moto_s3, make_bundle, tmp_path):
+    import os
+
+    from gitreg.bundles import UPLOAD_PART_BYTES
+    from gitreg.registry import Registry
+
+    bucket = moto_s3.make_bucket(f"gitreg-{uuid.uuid4().hex[:12]}")
+    repo = tmp_path / "s3big"
+    Registry.init(repo, remote=f"s3://{bucket}/reg", ci="none", endpoint_url=moto_s3.endpoint)
+    data = os.urandom(2 * UPLOAD_PART_BYTES + 12345)
+    bundle = make_bundle(6, extra_files={BIG: data})
+
+    result = Registry(repo).register(bundle, "policy")
+
+    md5 = hashlib.md5(data).hexdigest()
+    key = f"reg/files/md5/{md5[:2]}/{md5[2:]}"
+    head = moto_s3.client().head_object(Bucket=bucket, Key=key)
+    assert head["ContentLength"] == len(data)
+    assert head["ETag"].strip('"').endswith("-3")  # a multipart upload of three parts
+    assert moto_s3.client().get_object(Bucket=bucket, Key=key)["Body"].read() == data
+    assert result.uploaded == 2  # the big file and policy.pt

@@ -4,18 +4,26 @@ A bundle is a folder as a trainer exports it (``policy.pt`` or ``policy.safetens
 ``metadata.json`` + maybe more).
 Every file but ``metadata.json`` is tracked by DVC (one ``<file>.dvc`` pointer each) and its
 bytes live in the DVC cache and remote. Reads stream: bytes are hashed while they are copied,
-in fixed-size chunks, so memory stays flat in the bundle's size.
+in fixed-size chunks (the md5 in a second thread), so memory stays flat in the bundle's size.
+
+Each byte is hashed once per direction. ``register`` hands DVC the md5 gitreg computed while
+copying the bundle in (through DVC's state database), so ``dvc add`` does not read the file
+again; uploads to S3 go in small parts, a few at a time. ``pull`` reads objects by md5 straight
+from DVC's cache or remote (a folder remote as a file, S3 as one streamed GET) and verifies
+every md5 on the way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -30,6 +38,8 @@ POINTER_SUFFIX = ".dvc"
 CHUNK = 8 << 20
 DEFAULT_REMOTE_NAME = "storage"
 MAX_POINTER_BYTES = 64 << 10
+UPLOAD_JOBS = 4  # S3 multipart parts in flight per upload (see _multipart_remote)
+UPLOAD_PART_BYTES = 8 << 20  # S3 multipart part size (s3fs's default is 50 MiB)
 
 # progress(file, bytes_done, bytes_total): called as bytes move; the CLI draws the bar.
 Progress = Callable[[str, int, int], None]
@@ -42,6 +52,9 @@ class BundleFile:
     path: str
     size: int
     md5: str
+    # (st_ino, st_mtime_ns) of the copy gitreg hashed: lets `track` hand the md5 to DVC only
+    # while the file is still exactly the one that was hashed.
+    stat: tuple[int, int] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -179,9 +192,24 @@ class DvcStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._session: Any = None
+
+    @contextmanager
+    def session(self) -> Iterator[DvcStore]:
+        """Keep one DVC ``Repo`` open for the calls inside (``track`` then ``upload``: DVC
+        opens and reads the repository once, not once per call)."""
+        with self._repo() as repo:
+            self._session = repo
+            try:
+                yield self
+            finally:
+                self._session = None
 
     @contextmanager
     def _repo(self) -> Iterator[Any]:
+        if self._session is not None:
+            yield self._session
+            return
         _dvc_env()
         from dvc.repo import Repo
 
@@ -228,17 +256,49 @@ class DvcStore:
             conf["core"]["analytics"] = False
             conf["core"]["autostage"] = False
 
-    def track(self, paths: list[str]) -> None:
-        """``dvc add`` each path (relative to the repo root), writing its ``.dvc`` pointer."""
+    def track(self, paths: list[str], hashed: Mapping[str, BundleFile] | None = None) -> None:
+        """``dvc add`` each path (relative to the repo root), writing its ``.dvc`` pointer.
+
+        ``hashed`` maps paths to the :class:`BundleFile` that gitreg wrote and hashed there
+        (:func:`copy_bundle`): their md5 goes into DVC's state database first, keyed by the
+        file's inode, mtime and size exactly as DVC keys its own hashes, so ``dvc add`` takes
+        it instead of reading the file once more. A file that changed since it was hashed does
+        not match its entry and DVC hashes it itself."""
         if not paths:
             return
         with self._repo() as repo:
             try:
-                # Absolute paths: DVC resolves from the cwd. relink=False: the working-tree file
-                # is already the right bytes; DVC would otherwise copy it back from the cache.
-                repo.add([str(self.root / p) for p in paths], relink=False)
+                if hashed:
+                    self._save_hashes(repo, paths, hashed)
+                # Absolute paths: DVC resolves from the cwd. relink=False unless the cache links
+                # by hardlink: the working-tree file is already the right bytes, and with a copy
+                # or reflink cache DVC would otherwise copy it back from the cache; with a
+                # hardlink cache, relink puts the object into the cache as a link (no copy).
+                types = list(getattr(repo.cache.local, "cache_types", None) or [])
+                relink = bool(types) and types[0] == "hardlink"
+                repo.add([str(self.root / p) for p in paths], relink=relink)
             except Exception as e:
                 raise StorageError(f"dvc add failed: {e}", "check free disk space in the DVC cache") from None
+
+    def _save_hashes(self, repo: Any, paths: list[str], hashed: Mapping[str, BundleFile]) -> None:
+        from dvc_data.hashfile.hash_info import HashInfo
+
+        items = []
+        for p in paths:
+            f = hashed.get(p)
+            if f is None or f.stat is None:
+                continue
+            path = os.path.join(repo.root_dir, *PurePosixPath(p).parts)
+            try:
+                info = repo.fs.info(path)
+                st = os.stat(path)
+            except OSError:
+                continue
+            if (st.st_ino, st.st_mtime_ns) != f.stat or st.st_size != f.size or info["size"] != f.size:
+                continue  # not the file gitreg hashed: let DVC hash it
+            items.append((path, HashInfo(name="md5", value=f.md5), info))
+        if items:
+            repo.state.save_many(items, repo.fs)
 
     def upload(self, paths: list[str]) -> int:
         """Push the bytes behind these tracked paths to the default remote; raise unless all
@@ -247,12 +307,37 @@ class DvcStore:
             return 0
         with self._repo() as repo:
             try:
-                return int(repo.push([str(self.root / (p + POINTER_SUFFIX)) for p in paths]) or 0)
+                multipart = _multipart_remote(repo)
+                if multipart is not None:
+                    return self._upload_in_parts(repo, *multipart, paths)
+                targets = [str(self.root / (p + POINTER_SUFFIX)) for p in paths]
+                return int(repo.push(targets) or 0)
             except Exception as e:
                 raise StorageError(
                     f"upload to the DVC remote failed: {_first_line(e)}",
                     "check the remote (`dvc remote list`), its credentials and network; nothing was tagged",
                 ) from None
+
+    def _upload_in_parts(self, repo: Any, odb: Any, concurrency: int, paths: list[str]) -> int:
+        """Upload each tracked file's cache object to an object-store remote as ``dvc push``
+        would (same object path, skipped when already there), but with memory bounded:
+        s3fs holds ``concurrency`` parts in memory (and asyncio a copy of each part being
+        sent), so parts of UPLOAD_PART_BYTES instead of s3fs's 50 MiB keep peak RSS small
+        and flat in the file's size. The multipart upload completes, or raises, before this
+        returns: the object is then on the remote."""
+        cache = repo.cache.local
+        sent = 0
+        for p in paths:
+            rel = p + POINTER_SUFFIX
+            ptr = parse_pointer((self.root / rel).read_bytes(), rel)
+            dest = odb.oid_to_path(ptr.md5)
+            if odb.fs.exists(dest) and (ptr.size is None or odb.fs.size(dest) == ptr.size):
+                continue  # content-addressed: the same bytes are there already
+            odb.fs.put_file(
+                cache.oid_to_path(ptr.md5), dest, chunksize=UPLOAD_PART_BYTES, max_concurrency=concurrency
+            )
+            sent += 1
+        return sent
 
     def fetch_verified(
         self,
@@ -262,32 +347,39 @@ class DvcStore:
     ) -> None:
         """Stream each (repo path at ``rev``, its pointer, destination) from the DVC cache or
         remote into its destination, hashing as it goes; raise DigestMismatch on any
-        difference (the destination is then removed)."""
+        difference (the destination is then removed).
+
+        Objects are read by their md5 straight from DVC's object databases: the local cache
+        when it holds the object (falling back to the remote if that copy is corrupt), else
+        the default remote — a local-folder remote as a plain file, S3 as one streamed GET,
+        any other remote through its DVC filesystem. The remote is the one of the working
+        tree's DVC config (as ``DVCFileSystem`` does for a local repository), or of ``rev``
+        in a repository without a working tree (the deploy agent's bare mirror)."""
+        with self._repo_at(rev) as repo:
+            sources = _ObjectSources(repo, str(self.root), rev)
+            try:
+                for repo_path, pointer, dest in items:
+                    sources.fetch(repo_path, pointer, dest, progress)
+            finally:
+                sources.close()
+
+    @contextmanager
+    def _repo_at(self, rev: str) -> Iterator[Any]:
         _dvc_env()
-        from dvc.api import DVCFileSystem
+        from dvc.repo import Repo
 
         _quiet_dvc()
         try:
-            fs = DVCFileSystem(str(self.root), rev=rev)
-        except Exception as e:
-            raise StorageError(f"cannot read revision {rev[:12]} with DVC: {_first_line(e)}") from None
+            repo = Repo(str(self.root))
+        except Exception:  # no DVC working tree here (a bare mirror): DVC's config at rev
+            try:
+                repo = Repo(str(self.root), rev=rev, uninitialized=True)
+            except Exception as e:
+                raise StorageError(f"cannot read revision {rev[:12]} with DVC: {_first_line(e)}") from None
         try:
-            for repo_path, pointer, dest in items:
-                try:
-                    src = fs.open(repo_path, "rb")
-                except FileNotFoundError:
-                    raise StorageError(
-                        f"{repo_path}: bytes {pointer.md5} are in neither the DVC cache nor the remote",
-                        "the upload never finished or the remote was cleaned; re-register the bundle",
-                    ) from None
-                except Exception as e:
-                    raise StorageError(
-                        f"{repo_path}: cannot read from the DVC remote: {_first_line(e)}"
-                    ) from None
-                with src:
-                    copy_verified(src, dest, pointer, label=pointer.path, progress=progress)
+            yield repo
         finally:
-            fs.close() if hasattr(fs, "close") else None
+            repo.close()
 
     # -- removing objects (gitreg cleanup) ------------------------------------------------------
     @staticmethod
@@ -383,6 +475,172 @@ class DvcStore:
         return RemovedObjects(remote=on_remote, cache=in_cache)
 
 
+class _ObjectSources:
+    """Where an md5 object can be read from: the local DVC cache, then the default remote."""
+
+    def __init__(self, repo: Any, root: str, rev: str) -> None:
+        self.repo = repo
+        self.root = root
+        self.rev = rev
+        try:
+            self.cache: Any = repo.cache.local
+        except Exception:
+            self.cache = None
+        self._remote: Any = None
+        self._remote_error: str | None = None
+        self._dvcfs: Any = None
+
+    def close(self) -> None:
+        if self._dvcfs is not None and hasattr(self._dvcfs, "close"):
+            self._dvcfs.close()
+
+    def _open_with_dvcfs(self, repo_path: str) -> Any:
+        """DVC's own reader of ``repo_path`` at ``rev``: for a remote that is no md5 object
+        database (a version-aware or worktree cloud remote)."""
+        if self._dvcfs is None:
+            from dvc.api import DVCFileSystem
+
+            self._dvcfs = DVCFileSystem(self.root, rev=self.rev)
+        return self._dvcfs.open(repo_path, "rb")
+
+    def remote(self) -> Any:
+        """The default remote's md5 object database, or None (see ``_remote_error``)."""
+        if self._remote is None and self._remote_error is None:
+            try:
+                self._remote = self.repo.cloud.get_remote_odb(None, "gitreg pull", hash_name="md5")
+            except Exception as e:  # NoRemoteError and friends
+                self._remote_error = _first_line(e)
+        return self._remote
+
+    def fetch(self, repo_path: str, pointer: Pointer, dest: Path, progress: Progress | None) -> None:
+        label = pointer.path
+        mismatch: DigestMismatch | None = None
+        cached = self.cache.oid_to_path(pointer.md5) if self.cache is not None else None
+        if cached is not None and os.path.isfile(cached):
+            try:
+                with open(cached, "rb") as src:
+                    copy_verified(src, dest, pointer, label=label, progress=progress)
+                return
+            except DigestMismatch as e:  # a corrupt cache copy: the remote may hold good bytes
+                mismatch = e
+        remote = self.remote()
+        if remote is None and mismatch is not None:
+            raise mismatch
+        try:
+            if remote is not None:
+                src = _open_object(remote, remote.oid_to_path(pointer.md5))
+            else:
+                src = self._open_with_dvcfs(repo_path)
+        except FileNotFoundError:
+            if mismatch is not None:
+                raise mismatch from None
+            raise StorageError(
+                f"{repo_path}: bytes {pointer.md5} are in neither the DVC cache nor the remote",
+                "the upload never finished or the remote was cleaned; re-register the bundle"
+                if remote is not None
+                else f"no usable DVC remote ({self._remote_error}): configure one (dvc remote add -d)",
+            ) from None
+        except Exception as e:
+            why = _first_line(e) if remote is not None else f"{self._remote_error}; {_first_line(e)}"
+            raise StorageError(f"{repo_path}: cannot read from the DVC remote: {why}") from None
+        with src:
+            copy_verified(src, dest, pointer, label=label, progress=progress)
+
+
+def _open_object(odb: Any, path: str) -> Any:
+    """A binary reader of one object of a DVC object database: a plain file for a local
+    folder, one streamed GET for S3, the remote filesystem's own reader otherwise."""
+    fs = odb.fs
+    if fs.protocol == "local":
+        return open(path, "rb")  # the caller closes it
+    inner = getattr(fs, "fs", None)
+    if fs.protocol == "s3" and hasattr(inner, "_call_s3") and hasattr(inner, "loop"):
+        return _S3Stream(inner, path)
+    return fs.open(path, "rb")
+
+
+class _S3Stream:
+    """One S3 object as a single streamed GET through DVC's s3fs client, read ahead by one
+    chunk (the network and the hash/write overlap; memory stays a few chunks). A connection
+    dropped mid-way is resumed with a ranged GET from the byte reached.
+
+    s3fs's own reader fetches ranged blocks of 50 MiB each; one GET is what S3 serves
+    fastest, and what a server that materializes the object per request (moto) can serve."""
+
+    RETRIES = 5
+
+    def __init__(self, s3: Any, path: str) -> None:
+        self._s3 = s3
+        self._bucket, self._key, self._version = s3.split_path(path)
+        self._body: Any = None
+        self._received = 0
+        self._size: int | None = None  # from the first response
+        self._ahead: Future[bytes] | None = None
+        self._run(self._open())
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._s3.loop).result()
+
+    async def _open(self) -> None:
+        kw: dict[str, Any] = dict(getattr(self._s3, "req_kw", None) or {})
+        if self._version:
+            kw["VersionId"] = self._version
+        if self._received:
+            kw["Range"] = f"bytes={self._received}-"
+        resp = await self._s3._call_s3("get_object", Bucket=self._bucket, Key=self._key, **kw)
+        self._body = resp["Body"]
+        if self._size is None and isinstance(resp.get("ContentLength"), int):
+            self._size = resp["ContentLength"]
+
+    async def _read(self, n: int) -> bytes:
+        from s3fs.core import S3_RETRYABLE_ERRORS
+
+        parts: list[bytes] = []
+        got = failures = 0
+        while got < n and (self._size is None or self._received < self._size):
+            try:
+                piece = await self._body.read(n - got)
+            except S3_RETRYABLE_ERRORS:
+                failures += 1
+                if failures > self.RETRIES:
+                    raise
+                self._body.close()
+                await self._open()
+                continue
+            if not piece:
+                break
+            parts.append(piece)
+            got += len(piece)
+            self._received += len(piece)
+        return b"".join(parts)
+
+    def read(self, n: int) -> bytes:
+        if self._ahead is None:
+            self._ahead = asyncio.run_coroutine_threadsafe(self._read(n), self._s3.loop)
+        chunk = self._ahead.result()
+        self._ahead = asyncio.run_coroutine_threadsafe(self._read(n), self._s3.loop) if chunk else None
+        return chunk
+
+    async def _aclose(self) -> None:
+        if self._body is not None:
+            self._body.close()
+
+    def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.cancel()
+            with suppress(Exception):
+                self._ahead.result()
+            self._ahead = None
+        with suppress(Exception):
+            self._run(self._aclose())
+
+    def __enter__(self) -> _S3Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 @dataclass(frozen=True)
 class RemovedObjects:
     """The md5 objects that :meth:`DvcStore.remove_objects` actually deleted, per place."""
@@ -394,15 +652,27 @@ class RemovedObjects:
 def _copy_hashing(
     read: Callable[[int], bytes], out: IO[bytes], label: str, total: int, progress: Progress | None
 ) -> tuple[str, int]:
-    """Copy chunk by chunk from ``read`` to ``out``, hashing on the way: (md5, bytes copied)."""
+    """Copy chunk by chunk from ``read`` to ``out``, hashing on the way: (md5, bytes copied).
+
+    The md5 of a chunk runs in a second thread while this one writes it and reads the next
+    (hashlib and file I/O release the GIL), so a copy costs about as long as hashing alone.
+    At most two chunks are in memory; the hash is of exactly the bytes written."""
     h = hashlib.md5(usedforsecurity=False)
     done = 0
-    while chunk := read(CHUNK):
-        h.update(chunk)
-        out.write(chunk)
-        done += len(chunk)
-        if progress:
-            progress(label, done, total)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitreg-md5") as pool:
+        pending: Future[None] | None = None
+        try:
+            while chunk := read(CHUNK):
+                if pending is not None:
+                    pending.result()  # in order; and bounds memory to this chunk + the one hashing
+                pending = pool.submit(h.update, chunk)
+                out.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(label, done, total)
+        finally:
+            if pending is not None:
+                pending.result()
     return h.hexdigest(), done
 
 
@@ -439,11 +709,34 @@ def copy_bundle(
         dst.parent.mkdir(parents=True, exist_ok=True)
         with open(src, "rb") as fi, open(dst, "wb") as fo:
             md5, done = _copy_hashing(fi.read, fo, rel, src.stat().st_size, progress)
+            fo.flush()
         shutil.copymode(src, dst)
-        result.append(BundleFile(rel, done, md5))
+        st = os.stat(dst)  # after the last write: its mtime is that of the hashed bytes
+        result.append(BundleFile(rel, done, md5, stat=(st.st_ino, st.st_mtime_ns)))
     return result
 
 
 def _first_line(e: BaseException) -> str:
     text = str(e).strip() or type(e).__name__
     return text.splitlines()[0]
+
+
+def _multipart_remote(repo: Any) -> tuple[Any, int] | None:
+    """(md5 object database, parts in flight) when the default remote is a plain S3 remote
+    that gitreg uploads to in small parts (see ``DvcStore._upload_in_parts``); None for the
+    rest (local folders, other clouds, version-aware or worktree remotes), which ``dvc push``
+    handles. The remote's ``jobs`` (``dvc remote modify NAME jobs N``) sets the parts in
+    flight; UPLOAD_JOBS otherwise (DVC's default, 4 per CPU, with s3fs's 50 MiB parts holds
+    hundreds of MiB in memory)."""
+    conf = repo.config
+    name = conf["core"].get("remote")
+    remote = conf["remote"].get(name) if name else None
+    if not remote or not str(remote.get("url", "")).startswith("s3://"):
+        return None
+    if remote.get("version_aware") or remote.get("worktree"):
+        return None
+    odb = repo.cloud.get_remote_odb(name, "push", hash_name="md5")
+    if odb.fs.protocol != "s3" or not hasattr(getattr(odb.fs, "fs", None), "_put_file"):
+        return None
+    jobs = remote.get("jobs")
+    return odb, int(jobs) if jobs else UPLOAD_JOBS

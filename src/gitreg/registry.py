@@ -442,9 +442,11 @@ class Registry:
                 _checkpoint("copied")
                 store = DvcStore(self.root)
                 data_files = [f"{model_path}/{f.path}" for f in copied if f.path != METADATA_FILE]
-                store.track(data_files)
-                _checkpoint("tracked")
-                uploaded = store.upload(data_files)
+                with store.session():  # one DVC repo for both steps
+                    # gitreg hashed each file while copying it: DVC takes those md5s (no re-read)
+                    store.track(data_files, hashed={f"{model_path}/{f.path}": f for f in copied})
+                    _checkpoint("tracked")
+                    uploaded = store.upload(data_files)
                 _checkpoint("uploaded")
                 digests = []
                 for f in copied:
