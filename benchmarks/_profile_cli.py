@@ -93,6 +93,17 @@ def instrument(command: str) -> None:
     gitrepo.run_git = timed_git(gitrepo.run_git)
     patch(registry.Registry, "__init__", "Registry() (git rev-parse --show-toplevel)")
     if command == "list":
+        # --json: the list cache path
+        patch(registry.Registry, "versions_json", "Registry.versions_json() total (--json)")
+        patch(registry._ListCache, "load", "  _ListCache.load (read, crc32, header)")
+        patch(registry.GitRepo, "version_tag_ids", "  GitRepo.version_tag_ids (for-each-ref names+ids)")
+        patch(registry.GitRepo, "note_ids", "  GitRepo.note_ids (notes list)")
+        patch(registry.Registry, "_held_stages", "  Registry._held_stages (models.yaml)")
+        patch(registry.Registry, "_fill_list_cache", "  Registry._fill_list_cache (read what is not cached)")
+        patch(registry.Registry, "_list_row", "    Registry._list_row (parse a tag, render its row)")
+        patch(registry._ListCache, "save", "  _ListCache.save (write when changed)")
+        patch(render, "emit_json_bytes", "render.emit_json_bytes (write)")
+        # the table: Registry.versions()
         patch(gitrepo, "_parse_tag_records", "  parse for-each-ref output -> TagRecord")
         patch(registry.Registry, "versions", "Registry.versions() total")
         patch(registry.GitRepo, "version_tags", "  GitRepo.version_tags() (git + parse)")

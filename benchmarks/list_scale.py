@@ -9,7 +9,13 @@ subprocesses (median of ``--repeat`` runs, interleaved):
 
 * floor = ``python -c pass`` + ``git for-each-ref --format=%(refname)%00%(contents) refs/tags``,
   measured separately and summed;
-* ``gitreg list --json --limit 0`` (the installed console script), checked to return N rows;
+* ``gitreg list --json --limit 0`` (the installed console script), checked to return N rows:
+  - cold: its first run, with no list cache (``.git/gitreg/list-cache``): it reads and parses
+    every tag and note and writes the cache (timed once; it is the first-listing cost);
+  - warm: the median of ``--repeat`` runs with the cache in place (what every later listing
+    costs, as long as the tags' objects are those cached: new tags are read incrementally).
+    The gitreg/floor target (≤ 3× at 10k) applies to the warm median;
+  - uncached: the median with ``GITREG_LIST_CACHE=0`` (cache neither read nor written);
 * ``gto show`` on the GTO twin (with a timeout).
 
 Run:  .venv/bin/python benchmarks/list_scale.py [--sizes 1000,10000] [--repeat 5] [--profile]
@@ -255,19 +261,33 @@ def measure(
 ) -> dict[str, Any]:
     gitreg = venv_tool("gitreg")
     gto = venv_tool("gto")
+    listing = [gitreg, "list", "--json", "--limit", "0"]
     cmds: dict[str, tuple[list[str], Path]] = {
         "floor_python": ([sys.executable, "-c", "pass"], repo),
         "floor_git": (["git", "for-each-ref", "--format=%(refname)%00%(contents)", "refs/tags"], repo),
-        "gitreg_list": ([gitreg, "list", "--json", "--limit", "0"], repo),
+        "gitreg_list": (listing, repo),
+        "gitreg_list_uncached": (listing, repo),
     }
     if gto_repo is not None:
         cmds["gto_show"] = ([gto, *args.gto_command.split()], gto_repo)
     series = {k: Series() for k in cmds}
+    envs = {k: env for k in cmds}
+    envs["gitreg_list_uncached"] = {**env, "GITREG_LIST_CACHE": "0"}
+
+    # The cold listing: no cache yet (the build never lists), so it reads every tag and note.
+    cache = repo / ".git" / "gitreg" / "list-cache"
+    cache.unlink(missing_ok=True)
+    cold = run_timed(listing, cwd=repo, env=env).check("gitreg list (cold)")
+    check_list_output(cold.stdout, n, counts)
+    if not cache.is_file():
+        raise SystemExit("the cold gitreg list wrote no list cache")
+    size = cache.stat().st_size
+    print(f"  N={n}: cold gitreg_list {cold.seconds:.3f}s (list cache: {size} bytes)", file=sys.stderr)
 
     # One warm-up of each (page cache, .pyc), then --repeat interleaved rounds.
     for name, (cmd, cwd) in cmds.items():
         timeout = args.gto_timeout if name == "gto_show" else None
-        t = run_timed(cmd, cwd=cwd, env=env, timeout=timeout)
+        t = run_timed(cmd, cwd=cwd, env=envs[name], timeout=timeout)
         if t.timed_out:
             series[name].timed_out = True
             print(
@@ -275,8 +295,8 @@ def measure(
             )
             continue
         t.check(name)
-        if name == "gitreg_list":
-            check_list_output(t.stdout, n, counts)
+        if name.startswith("gitreg_list") and t.stdout != cold.stdout:
+            raise SystemExit(f"{name} printed other bytes than the cold listing")
         if name == "floor_git" and t.stdout.count(b"refs/tags/") != n:
             raise SystemExit(f"for-each-ref saw {t.stdout.count(b'refs/tags/')} tags, expected {n}")
         if name == "gto_show" and b"policy" not in t.stdout:
@@ -292,7 +312,7 @@ def measure(
             if s.timed_out or s.single or (name == "gto_show" and r >= args.gto_repeat):
                 continue
             timeout = args.gto_timeout if name == "gto_show" else None
-            t = run_timed(cmd, cwd=cwd, env=env, timeout=timeout)
+            t = run_timed(cmd, cwd=cwd, env=envs[name], timeout=timeout)
             if t.timed_out:
                 s.timed_out = True
                 continue
@@ -307,8 +327,12 @@ def measure(
     result: dict[str, Any] = {
         "n": n,
         "floor_s": floor,
+        "gitreg_cold_s": cold.seconds,
+        "gitreg_cold_max_rss_kib": cold.max_rss_kib,
+        "list_cache_bytes": cache.stat().st_size,
         "commands": {k: v.as_json() for k, v in series.items()},
-        "gitreg_over_floor": (gitreg_s / floor) if gitreg_s and floor else None,
+        "gitreg_over_floor": (gitreg_s / floor) if gitreg_s and floor else None,  # warm median
+        "gitreg_cold_over_floor": (cold.seconds / floor) if floor else None,
         "gto_over_gitreg": (gto_s / gitreg_s) if gto_s and gitreg_s else None,
         "gto_status": "not run"
         if "gto_show" not in series
@@ -434,8 +458,11 @@ def main() -> int:
                 fmt_s(c["floor_python"]["median_s"]),
                 fmt_s(c["floor_git"]["median_s"]),
                 fmt_s(r["floor_s"]),
+                fmt_s(r["gitreg_cold_s"]),
                 fmt_s(c["gitreg_list"]["median_s"]),
+                fmt_s(c["gitreg_list_uncached"]["median_s"]),
                 gto_cell,
+                fmt_ratio(r["gitreg_cold_over_floor"]),
                 fmt_ratio(r["gitreg_over_floor"]),
                 ratio_cell,
                 fmt_mib(c["gitreg_list"]["max_rss_kib"]),
@@ -443,17 +470,22 @@ def main() -> int:
             ]
         )
     print_table(
-        f"gitreg list --json --limit 0 vs floor and gto ({args.gto_command}); median of {args.repeat} "
-        f"(targets: gitreg/floor ≤ {TARGET_FLOOR_RATIO:g}× at 10k, gto/gitreg ≥ {TARGET_GTO_RATIO:g}×)",
+        f"gitreg list --json --limit 0 vs floor and gto ({args.gto_command}); cold = first run (no "
+        f"list cache), warm = median of {args.repeat} with the cache, uncached = median with "
+        f"GITREG_LIST_CACHE=0 (targets, on the warm median: gitreg/floor ≤ {TARGET_FLOOR_RATIO:g}× "
+        f"at 10k, gto/gitreg ≥ {TARGET_GTO_RATIO:g}×)",
         [
             "N",
             "python -c pass",
             "for-each-ref",
             "floor",
-            "gitreg list",
+            "gitreg cold",
+            "gitreg warm",
+            "gitreg uncached",
             "gto",
-            "gitreg/floor",
-            "gto/gitreg",
+            "cold/floor",
+            "warm/floor",
+            "gto/warm",
             "gitreg RSS",
             "gto RSS",
         ],

@@ -9,7 +9,8 @@ and validation notes), then measures, best of ``--repeat``:
 * parsing the tag blocks: per-tag ``TagSummary.model_validate_json`` (today) vs one batched
   ``TypeAdapter(list[TagSummary]).validate_json`` vs plain ``json.loads``;
 * parsing the notes: per-note ``ValidationRecord`` vs ``json.loads`` + ``passed``;
-* ``Registry.versions()`` end to end, in-process (imports excluded);
+* ``Registry.versions()`` end to end, in-process (imports excluded), and ``versions_json()``
+  (what ``gitreg list --json`` runs) cold (no list cache) and warm;
 * writing the JSON: gitreg's ``emit_json`` vs ``json.dumps`` of plain dicts.
 
 Run:  .venv/bin/python benchmarks/list_whatif.py [--n 10000] [--repeat 5]
@@ -76,13 +77,18 @@ def measure(repo: Path, env: dict[str, str], n: int, repeat: int) -> list[tuple[
     for label, cmd in [
         ("floor: python -c pass", [sys.executable, "-c", "pass"]),
         ("floor: git for-each-ref %(refname)%00%(contents)", floor_git),
-        ("gitreg list --json --limit 0 (console script)", gitreg_cmd),
+        ("gitreg list --json --limit 0 (console script, warm list cache)", gitreg_cmd),
         ("prototype: benchmarks/_lean_list.py (no typer/pydantic, json.loads)", lean_cmd),
         ("prototype: _lean_list.py --slim (table columns only)", [*lean_cmd, "--slim"]),
         ("gitreg list (table, default --limit 50)", gitreg_cmd[:2]),
     ]:
         s = min(run_timed(cmd, cwd=repo, env=env).check(label).seconds for _ in range(repeat))
         rows.append(("end to end (fresh process, best)", label, s))
+    uncached_env = {**env, "GITREG_LIST_CACHE": "0"}
+    s = min(
+        run_timed(gitreg_cmd, cwd=repo, env=uncached_env).check("uncached").seconds for _ in range(repeat)
+    )
+    rows.append(("end to end (fresh process, best)", "gitreg list --json --limit 0, GITREG_LIST_CACHE=0", s))
     table_all = [*gitreg_cmd[:2], "--limit", "0"]
     s = run_timed(table_all, cwd=repo, env=env).check("gitreg list --limit 0").seconds
     rows.append(("end to end (fresh process, 1 run)", "gitreg list --limit 0 (rich table of every row)", s))
@@ -153,6 +159,23 @@ def measure(repo: Path, env: dict[str, str], n: int, repeat: int) -> list[tuple[
     if len(infos) != n:
         raise SystemExit(f"Registry.versions() returned {len(infos)} rows, expected {n}")
     rows.append(("end to end (in-process)", "Registry.versions() (git + parse + rows)", s))
+    cache = reg._list_cache_path()
+    assert cache is not None
+
+    def cold() -> bytes:
+        cache.unlink(missing_ok=True)
+        return reg.versions_json()
+
+    s, text = best(cold, repeat)
+    rows.append(("end to end (in-process)", "Registry.versions_json(), cold: parse all, write the cache", s))
+    s, warm = best(reg.versions_json, repeat)
+    if warm != text:
+        raise SystemExit("the warm versions_json() differs from the cold one")
+    rows.append(
+        ("end to end (in-process)", f"Registry.versions_json(), warm: {len(warm) >> 20} MiB of JSON", s)
+    )
+    s, _ = best(lambda: reg.versions_json(limit=50), repeat)
+    rows.append(("end to end (in-process)", "Registry.versions_json(limit=50), warm", s))
 
     def emit() -> int:
         buf = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")

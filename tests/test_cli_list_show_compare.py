@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,24 @@ def test_list_json_rows_newest_first(populated: Path) -> None:
     assert by[B]["stages"] == ["production"]
     assert by[D]["stages"] == ["staging"]
     assert by[A]["stages"] == [] and by[C]["stages"] == []
+
+
+def test_list_json_rows_are_whole_version_infos(copy: Path) -> None:
+    """Every VersionInfo field, as pydantic writes it (the list cache must not slim rows)."""
+    from pydantic import TypeAdapter
+
+    from gitreg.registry import Registry, VersionInfo
+
+    add_note(copy, B, {"schema": 1, "version": B, "passed": True, "checked_at": "2025-07-08T00:00:00Z"})
+    rendered = TypeAdapter(list[VersionInfo]).dump_json(Registry(copy).versions(), indent=2, by_alias=True)
+    expected = rendered + b"\n"
+    for _ in ("cold", "warm"):
+        gitreg = str(Path(sys.executable).parent / "gitreg")
+        proc = subprocess.run([gitreg, "list", "--json"], cwd=copy, capture_output=True, check=False)
+        assert proc.returncode == 0 and proc.stdout == expected, proc.stderr
+    rows = json.loads(expected)
+    assert all(set(r) == set(VersionInfo.model_fields) for r in rows)
+    assert next(r for r in rows if r["version"] == B)["validation"]["passed"] is True
 
 
 def test_list_table(populated: Path) -> None:

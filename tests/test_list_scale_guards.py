@@ -1,5 +1,6 @@
 """Guards for the read path's cost: `gitreg list` (and show/compare) import neither torch nor DVC,
-and spawn the same number of git processes whatever the number of versions."""
+and spawn the same number of git processes whatever the number of versions (fewer when the list
+cache already holds every tag: see test_list_cache.py)."""
 
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ def clone_version_tags(repo: Path, source: str, names: list[str]) -> None:
 
 @pytest.mark.slow
 def test_list_spawns_the_same_git_processes_for_3_and_60_versions(
-    repo_dir: Path, clock: Any, make_bundle: Any, tmp_path: Path
+    repo_dir: Path, clock: Any, make_bundle: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     versions = register_some(repo_dir, clock, make_bundle, 3)
     add_validation_note(repo_dir, versions[0])
@@ -149,8 +150,20 @@ def test_list_spawns_the_same_git_processes_for_3_and_60_versions(
     assert len(small_calls) <= 6, small_calls
     assert not {c[0] for c in big_calls} & {"checkout", "show", "log", "ls-tree", "switch"}
 
-    # The default limit (50) still reads every tag in one go and returns the newest 50.
+    # Both runs above read tags the list cache (.git/gitreg/list-cache) lacked: the 3, then the
+    # 57 new ones, through one `git cat-file --batch`. Now every tag is cached: the default
+    # limit (50) reads no object at all, and returns the newest 50.
+    assert [c[0] for c in small_calls].count("cat-file") == 1
     default_calls, default_rows = top_level_git_calls(repo_dir, tmp_path, "list", "--json")
     assert len(default_rows) == 50
     assert default_rows[0]["version"] == extra[-1]
-    assert len(default_calls) == len(small_calls)
+    assert default_calls == [c for c in small_calls if c[0] != "cat-file"]
+    warm_calls, warm_rows = top_level_git_calls(repo_dir, tmp_path, "list", "--json", "--limit", "0")
+    assert warm_rows == big_rows
+    assert warm_calls == default_calls
+
+    # Without the cache (GITREG_LIST_CACHE=0) every listing is cold: the same calls as the first.
+    monkeypatch.setenv("GITREG_LIST_CACHE", "0")
+    uncached_calls, uncached_rows = top_level_git_calls(repo_dir, tmp_path, "list", "--json", "--limit", "0")
+    assert uncached_rows == big_rows
+    assert [c[0] for c in uncached_calls] == [c[0] for c in small_calls]

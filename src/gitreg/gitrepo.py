@@ -108,6 +108,69 @@ def run_git(
     return proc
 
 
+class ObjectReader:
+    """A ``git cat-file --batch`` started on the first :meth:`read` and kept for the next ones:
+    one git process however many rounds of reads (``--limit`` reads only what it needs)."""
+
+    _CHUNK = 512  # ids written per round trip: 21 KB, well under a pipe's buffer (no deadlock)
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def read(self, shas: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+        """id -> (object type, contents) for these ids; missing ones are left out."""
+        result: dict[str, tuple[str, bytes]] = {}
+        wanted = list(dict.fromkeys(shas))
+        if not wanted:
+            return result
+        if self._proc is None:
+            try:
+                self._proc = subprocess.Popen(
+                    ["git", "cat-file", "--batch"],
+                    cwd=self.root,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    env=_env(),
+                )
+            except FileNotFoundError:
+                raise GitError("cat-file", "git is not installed", "install git 2.30 or newer") from None
+        proc = self._proc
+        assert proc.stdin is not None and proc.stdout is not None
+        for i in range(0, len(wanted), self._CHUNK):
+            chunk = wanted[i : i + self._CHUNK]
+            try:
+                proc.stdin.write(("\n".join(chunk) + "\n").encode())
+                proc.stdin.flush()
+            except BrokenPipeError:
+                raise GitError("cat-file", "git cat-file --batch stopped") from None
+            for sha in chunk:
+                header = proc.stdout.readline().split()
+                if not header:
+                    raise GitError("cat-file", "git cat-file --batch stopped")
+                if len(header) != 3:  # "<id> missing" / "<id> ambiguous"
+                    continue
+                data = proc.stdout.read(int(header[2]) + 1)[:-1]  # contents + "\n"
+                result[sha] = (header[1].decode(), data)
+        return result
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            if proc.stdout is not None:
+                proc.stdout.close()
+            proc.wait()
+
+    def __enter__(self) -> ObjectReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def find_root(path: Path) -> Path | None:
     """The working tree's top folder, or a bare repository's own folder; None outside Git."""
     proc = run_git(["rev-parse", "--show-toplevel"], path, check=False)
@@ -200,6 +263,25 @@ class GitRepo:
     def note_for(self, obj: str, ref: str = NOTES_REF) -> str | None:
         proc = run_git(["notes", f"--ref={ref}", "show", obj], self.root, check=False)
         return proc.stdout.decode(errors="replace") if proc.returncode == 0 else None
+
+    def version_tag_ids(self) -> list[tuple[str, str]]:
+        """(name, object id) of every tag whose name starts like a version: one cheap git call
+        (no object is read: the ids key the list cache, which holds what the objects say)."""
+        out = run_git(["for-each-ref", "--format=%(refname:strip=2) %(objectname)", _TAG_GLOB], self.root)
+        words = out.stdout.decode(errors="replace").split()  # a ref name holds no whitespace
+        return list(zip(words[::2], words[1::2], strict=True))
+
+    def note_ids(self, ref: str = NOTES_REF) -> dict[str, str]:
+        """annotated object id -> note blob id for every note under ``ref``: one git call."""
+        proc = run_git(["notes", f"--ref={ref}", "list"], self.root, check=False)
+        if proc.returncode != 0:
+            return {}
+        words = proc.stdout.decode().split()  # "<note blob> <annotated object>" lines
+        return dict(zip(words[1::2], words[::2], strict=True))
+
+    def object_reader(self) -> ObjectReader:
+        """Objects read on demand, in rounds, through one ``git cat-file --batch`` process."""
+        return ObjectReader(self.root)
 
     def read_objects(self, shas: Iterable[str]) -> dict[str, bytes]:
         """Object contents for many ids in one ``git cat-file --batch``; missing ones left out."""

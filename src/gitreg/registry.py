@@ -11,6 +11,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import operator
 import os
 import shutil
 import signal
@@ -56,6 +57,7 @@ from gitreg.versions import check_model_name, is_version, next_free, parse_versi
 if TYPE_CHECKING:  # imported where used: `gitreg list` needs none of them
     from gitreg import lifecycle, retention
     from gitreg import report as reporting
+    from gitreg.gitrepo import ObjectReader
 
 Clock = Callable[[], datetime]
 Status = Literal["registered", "validated", "failed"]
@@ -331,6 +333,165 @@ class Registry:
             if limit and len(result) >= limit:
                 break
         return result
+
+    def versions_json(
+        self,
+        model: str | None = None,
+        status: str | None = None,
+        stage: str | None = None,
+        limit: int | None = None,
+    ) -> bytes:
+        """:meth:`versions` as the JSON text `gitreg list --json` prints: the same rows, order,
+        fields and values, byte for byte what pydantic would write for them.
+
+        Rows come from the list cache (``.git/gitreg/list-cache``), keyed by tag object ids and
+        note blob ids, which name immutable contents: a warm listing is one ``for-each-ref`` of
+        names and ids, one ``notes list`` and a lookup per tag. Tags and notes the cache lacks
+        are read through one ``git cat-file --batch`` (only the newest ones ``limit`` needs)
+        and added. The cache is never needed: unreadable, corrupt or stale, it is ignored and
+        rebuilt; when it cannot be written (a read-only .git) listing works all the same;
+        ``GITREG_LIST_CACHE=0`` turns it off (neither read nor written)."""
+        if status is not None and status not in STATUSES:
+            raise GitregError(f"unknown status {status!r}", f"use one of: {', '.join(STATUSES)}")
+        if not self.bare and not self.manifest_path.exists() and not (self.root / ".dvc").is_dir():
+            raise NotARegistry(str(self.root))
+        limit = max(limit, 1) if limit else None  # as versions(): a negative limit keeps one row
+        return self._versions_json(_ListCache.load(self._list_cache_path()), model, status, stage, limit)
+
+    def _versions_json(
+        self, cache: _ListCache, model: str | None, status: str | None, stage: str | None, limit: int | None
+    ) -> bytes:
+        live = self.git.version_tag_ids()
+        tags = cache.tags
+        # Unknown yet: a version name is read, others ignored; known: its version must match the
+        # tag's name (version "" is an object that is no version).
+        candidates = [
+            (name, oid)
+            for name, oid in live
+            if (is_version(name) if (entry := tags.get(oid)) is None else entry[0] == name)
+        ]
+        # Newest first. As text, version names sort as versions unless a minute has ten or more
+        # (the "-10" suffix): those need the numeric order of the suffix.
+        candidates.sort(reverse=True)
+        if any(len(name) > 20 for name, _ in candidates):
+            candidates.sort(key=lambda c: _order(c[0]), reverse=True)
+        note_ids = self.git.note_ids() if candidates else {}
+        held = self._held_stages() if candidates else {}
+        held_names = {version for _, version in held}
+        stage_texts: dict[tuple[str, ...], bytes] = {}
+        out: list[bytes | memoryview] = []
+        count = 0
+        with self.git.object_reader() as reader:
+            start = size = 0
+            while start < len(candidates) and not (limit and count >= limit):
+                # With a limit, the newest tags it needs (then twice as many per round, when
+                # filters or ignored tags leave it short); else all at once.
+                size = max(limit - count, 2 * size) if limit else len(candidates)
+                window = candidates[start : start + size]
+                start += len(window)
+                self._fill_list_cache(cache, reader, [oid for _, oid in window], note_ids)
+                cache.merge()
+                buf, bounds, notes = cache.buf, cache.bounds, cache.notes
+                for name, oid in window:
+                    entry = tags.get(oid)
+                    if entry is None or entry[0] != name:
+                        continue  # a tag that only looks like a version: ignored, never an error
+                    _, tag_model, k = entry
+                    if model is not None and tag_model != model:
+                        continue
+                    blob = note_ids.get(oid)
+                    note = notes.get(blob) if blob is not None else None
+                    row_status = note[0] if note is not None else "registered"
+                    if status is not None and row_status != status:
+                        continue
+                    stages = held.get((tag_model, name), ()) if name in held_names else ()
+                    if stage is not None and stage not in stages:
+                        continue
+                    stages_text = stage_texts.get(stages)
+                    if stages_text is None:
+                        stages_text = stage_texts[stages] = _stages_json(stages)
+                    validation = buf[note[1] : note[2]] if note is not None else _NO_VALIDATION
+                    b0, b1, b2, b3, b4 = bounds[k * 5 : k * 5 + 5]  # the row's 4 pieces
+                    a, b, c = _IN_SLOT_ORDER((_STATUS_JSON[row_status], stages_text, validation))
+                    out += (b",\n", buf[b0:b1], a, buf[b1:b2], b, buf[b2:b3], c, buf[b3:b4])
+                    count += 1
+                    if limit and count >= limit:
+                        break
+        cache.save({oid for _, oid in live}, set(note_ids.values()))
+        if not out:
+            return b"[]\n"
+        out[0] = b"[\n"
+        out.append(b"\n]\n")
+        return b"".join(out)
+
+    def _fill_list_cache(
+        self, cache: _ListCache, reader: ObjectReader, oids: list[str], note_ids: dict[str, str]
+    ) -> None:
+        """Read and add the tags (and their notes) the cache lacks: one round trip to git."""
+        tags = [oid for oid in oids if oid not in cache.tags]
+        blobs = [b for oid in oids if (b := note_ids.get(oid)) is not None and b not in cache.notes]
+        if not tags and not blobs:
+            return
+        objects = reader.read(tags + blobs)
+        for oid in tags:
+            if oid in objects:  # gone since for-each-ref (deleted meanwhile): no row, nothing cached
+                cache.add_tag(oid, *self._list_row(oid, *objects[oid]))
+        for blob in blobs:
+            kind, raw = objects.get(blob, ("", b""))
+            if kind == "blob":
+                record = parse_validation_note(raw.decode(errors="replace")) if raw else None
+                cache.add_note(blob, *_note_json(record))
+
+    def _list_row(self, oid: str, kind: str, raw: bytes) -> tuple[str, str, list[bytes]]:
+        """(its version, its model, its row's JSON cut around the slots) for a tag object;
+        ("", "", []) for an object that is no version (a lightweight tag's commit, a foreign
+        tag, a broken summary block)."""
+        head, _, body = raw.partition(b"\n\n")
+        target = head.split(b"\n", 1)[0]
+        if kind != "tag" or not target.startswith(b"object "):
+            return "", "", []
+        message = body.decode(errors="replace")
+        summary, human = parse_tag_message(message)
+        if summary is None or not is_version(summary.version):
+            return "", "", []
+        tag = TagRecord(
+            name=summary.version,
+            object=oid,
+            commit=target[len(b"object ") :].decode(),
+            annotated=True,
+            tagger_name="",
+            tagger_email="",
+            tagger_date=None,
+            message=message,
+        )
+        return summary.version, summary.model, _row_parts(self._info(tag, summary, human, None))
+
+    def _held_stages(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """(model, version) -> the stages it holds, for every version models.yaml names."""
+        manifest = self.manifest()
+        held: dict[tuple[str, str], tuple[str, ...]] = {}
+        for name, entry in manifest.model.models.items():
+            named = {*entry.stages.values(), *entry.archived}
+            if entry.canary is not None:
+                named.add(entry.canary.version)
+            for version in named:
+                held[(name, version)] = tuple(manifest.stages_of(name, version))
+        return held
+
+    def _list_cache_path(self) -> Path | None:
+        if os.environ.get("GITREG_LIST_CACHE", "1").lower() in ("0", "no", "off", "false"):
+            return None
+        dot = self.root / ".git"
+        if dot.is_dir():
+            git_dir = dot
+        elif self.bare:
+            git_dir = self.root
+        else:  # a linked worktree or a submodule: .git is a file naming the git dir
+            try:
+                git_dir = self.git.git_dir
+            except GitError:
+                return None
+        return git_dir / "gitreg" / LIST_CACHE_FILE
 
     def get(self, version: str) -> VersionInfo:
         parse_version(version)
@@ -1015,3 +1176,234 @@ def _ensure_lines(path: Path, lines: list[str]) -> bool:
         text += "\n"
     mf.atomic_write(path, (text + "\n".join(missing) + "\n").encode())
     return True
+
+
+# -- the list cache --------------------------------------------------------------------------------
+# `gitreg list --json` rows, kept in .git/gitreg/list-cache so that a listing parses no tag: each
+# tag object id maps to its row as JSON text (what pydantic writes for the VersionInfo, indented
+# for its place in the list) with the fields that do not come from the tag object cut out (the
+# slots: status and validation come from the note, stages from models.yaml), and each note blob
+# id to its status and validation JSON. Ids name immutable contents, so an entry is never stale:
+# a re-created tag or a new note has a new id. The file is untrusted input: a checksum covers it,
+# its shape is checked, and any fault means it is ignored and rebuilt. Not pickle, not marshal.
+LIST_CACHE_FILE = "list-cache"
+_CACHE_MAGIC = b"GITREG-LIST-CACHE"
+_CACHE_FORMAT = 1  # bump when the row rendering below changes
+_SLOTS: tuple[str, ...] = tuple(
+    k for k in VersionInfo.model_fields if k in ("status", "stages", "validation")
+)
+# (status, stages, validation) -> the same three in the order VersionInfo has them
+_IN_SLOT_ORDER = operator.itemgetter(*(("status", "stages", "validation").index(s) for s in _SLOTS))
+_PARTS = len(_SLOTS) + 1  # pieces of a cached row, around and between the slots: 4
+_STATUS_JSON = {s: f',\n    "status": "{s}"'.encode() for s in STATUSES}
+_NO_VALIDATION = b',\n    "validation": null'
+
+
+def _layout() -> str:
+    """What the cached rows depend on: the code that renders them (this module and the schemas
+    in metadata.py, by content) and the serializer. Another one reads as no cache."""
+    import pydantic_core
+
+    from gitreg import __version__, metadata
+
+    digest = hashlib.sha1(usedforsecurity=False)
+    try:
+        for source in (__file__, metadata.__file__):
+            digest.update(Path(source).read_bytes())
+    except (OSError, TypeError):  # no source files (a frozen build): the fields, at least
+        models = (VersionInfo, Lineage, ValidationRecord, CheckResult, FileDigest, TagSummary)
+        digest.update("|".join(",".join(m.model_fields) for m in models).encode())
+    return f"{_CACHE_FORMAT}/{__version__}/{pydantic_core.__version__}/{digest.hexdigest()}"
+
+
+def _order(name: str) -> tuple[str, int]:
+    """The order of :func:`parse_version` for a valid version name, without parsing a date:
+    the fixed-width minute sorts as text, then the same-minute sequence as a number."""
+    seq = name[19:]
+    return name[:18], (int(seq) if seq.isdecimal() else 0) if seq else 1
+
+
+def _json_value(text: str, depth: int) -> bytes:
+    """JSON text written at ``depth`` levels of two-space indentation (strings hold no raw
+    newline, so every newline is the serializer's)."""
+    return text.replace("\n", "\n" + "  " * depth).encode()
+
+
+def _row_parts(info: VersionInfo) -> list[bytes]:
+    """The row's JSON as the list holds it, cut around the slots (each slot's text, filled in
+    later, starts with its ",\n")."""
+    text = info.model_dump_json(by_alias=True, indent=2)
+    parts: list[bytes] = []
+    pos = 0
+    for key in _SLOTS:
+        # Top-level keys are the only lines with exactly two spaces of indentation.
+        start = text.index(f',\n  "{key}": ', pos)
+        end = text.find(',\n  "', start + 1)
+        parts.append(_json_value(text[pos:start], 1))
+        pos = end if end >= 0 else len(text) - 2  # the last field ends at the closing "\n}"
+    parts.append(_json_value(text[pos:], 1))
+    parts[0] = b"  " + parts[0]
+    return parts
+
+
+def _stages_json(stages: tuple[str, ...]) -> bytes:
+    import pydantic_core
+
+    value = pydantic_core.to_json(list(stages), indent=2).decode() if stages else "[]"
+    return b',\n    "stages": ' + _json_value(value, 2)
+
+
+def _note_json(record: ValidationRecord | None) -> tuple[str, bytes]:
+    if record is None:
+        return "registered", _NO_VALIDATION
+    text = record.model_dump_json(by_alias=True, indent=2)
+    return ("validated" if record.passed else "failed"), b',\n    "validation": ' + _json_value(text, 2)
+
+
+class _ListCache:
+    """The list cache and its file: ``GITREG-LIST-CACHE <crc32> <header length>\n``, a JSON
+    header, then the payload the header's offsets point into. For each tag object id the header
+    has its version, its model and the 5 offsets around and between the row's 4 pieces (version
+    "": the object is no version); for each note blob id its status and the 2 offsets of its
+    validation piece. The crc32 covers header and payload; a file with another layout, a bad
+    checksum or a bad shape is ignored (and rewritten)."""
+
+    def __init__(self, path: Path | None, *, changed: bool = False) -> None:
+        self.path = path
+        self.layout = _layout()
+        self.buf: bytes | memoryview = b""  # the file's payload
+        self.extra = bytearray()  # pieces added since: at offsets len(buf) and beyond
+        self.tags: dict[str, tuple[str, str, int]] = {}  # id -> (version, model, row number)
+        self.bounds: list[int] = []  # _PARTS + 1 offsets per row number
+        self.notes: dict[str, tuple[str, int, int]] = {}  # blob id -> (status, start, end)
+        self.changed = changed
+
+    @classmethod
+    def load(cls, path: Path | None) -> _ListCache:
+        cache = cls(path)
+        if path is None:
+            return cache
+        try:
+            data = path.read_bytes()
+        except OSError:  # none yet, or unreadable: rebuilt
+            return cache
+        try:
+            cache._parse(data)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
+            cache = cls(path, changed=True)
+        return cache
+
+    def _parse(self, data: bytes) -> None:
+        import json
+
+        nl = data.index(b"\n", 0, 100)
+        magic, crc, size = data[:nl].split(b" ")
+        body = memoryview(data)[nl + 1 :]
+        if magic != _CACHE_MAGIC or _crc32(body) != int(crc):
+            raise ValueError("not a list cache, or a damaged one")
+        h = json.loads(bytes(body[: int(size)]))
+        if not isinstance(h, dict) or h.get("layout") != self.layout:
+            raise ValueError("another layout")
+        buf = body[int(size) :]
+        ids, versions, models, bounds = h["tags"], h["versions"], h["models"], h["bounds"]
+        note_ids, statuses, note_bounds = h["notes"], h["statuses"], h["note_bounds"]
+        lists = (ids, versions, models, bounds, note_ids, statuses, note_bounds)
+        if not all(type(x) is list for x in lists):
+            raise ValueError("bad shape")
+        n, m = len(ids), len(note_ids)
+        if not (len(versions) == len(models) == n and len(bounds) == n * (_PARTS + 1)):
+            raise ValueError("bad shape")
+        if not (len(statuses) == m and len(note_bounds) == 2 * m):
+            raise ValueError("bad shape")
+        if not set(map(type, ids + versions + models + note_ids)) <= {str}:
+            raise TypeError("bad entry")
+        if not set(statuses) <= set(_STATUS_JSON):
+            raise ValueError("bad entry")
+        offsets = bounds + note_bounds
+        if offsets and (not set(map(type, offsets)) <= {int} or min(offsets) < 0 or max(offsets) > len(buf)):
+            raise ValueError("bad entry")
+        self.buf, self.bounds = buf, bounds
+        self.tags = dict(zip(ids, zip(versions, models, range(n), strict=True), strict=True))
+        it = iter(note_bounds)
+        self.notes = dict(zip(note_ids, zip(statuses, it, it, strict=True), strict=True))
+
+    def _piece(self, start: int, end: int) -> bytes | memoryview:
+        n = len(self.buf)
+        return self.buf[start:end] if start < n else bytes(self.extra[start - n : end - n])
+
+    def merge(self) -> None:
+        """Make the pieces added since loading part of ``buf``, so that every offset is into
+        it (one copy, on a listing that read tags)."""
+        if self.extra:
+            self.buf = memoryview(bytes(self.buf) + bytes(self.extra))
+            self.extra = bytearray()
+
+    def add_tag(self, oid: str, version: str, model: str, parts: list[bytes]) -> None:
+        pos = len(self.buf) + len(self.extra)
+        self.tags[oid] = (version, model, len(self.bounds) // (_PARTS + 1))
+        self.bounds.append(pos)
+        for piece in parts or [b""] * _PARTS:  # an object that is no version: empty pieces
+            pos += len(piece)
+            self.bounds.append(pos)
+            self.extra += piece
+        self.changed = True
+
+    def add_note(self, blob: str, status: str, validation: bytes) -> None:
+        start = len(self.buf) + len(self.extra)
+        self.notes[blob] = (status, start, start + len(validation))
+        self.extra += validation
+        self.changed = True
+
+    def save(self, live_tags: set[str], live_notes: set[str]) -> None:
+        """Write the entries of the tags and notes that exist now (others are dropped), when
+        anything changed: atomically (a temp file renamed over the old one), so concurrent
+        listings each leave a whole, valid file. Failing to write is not an error."""
+        stale = any(k not in live_tags for k in self.tags) or any(k not in live_notes for k in self.notes)
+        if self.path is None or not (self.changed or stale):
+            return
+        import json
+
+        chunks: list[bytes | memoryview] = []
+        pos = 0
+        h: dict[str, Any] = {"layout": self.layout, "tags": [], "versions": [], "models": [], "bounds": []}
+        width = _PARTS + 1
+        for oid, (version, model, k) in self.tags.items():
+            if oid in live_tags:
+                b = self.bounds[k * width : (k + 1) * width]
+                h["tags"].append(oid)
+                h["versions"].append(version)
+                h["models"].append(model)
+                h["bounds"] += [pos + x - b[0] for x in b]
+                chunks.append(self._piece(b[0], b[-1]))
+                pos += b[-1] - b[0]
+        h.update(notes=[], statuses=[], note_bounds=[])
+        for blob, (status, start, end) in self.notes.items():
+            if blob in live_notes:
+                h["notes"].append(blob)
+                h["statuses"].append(status)
+                h["note_bounds"] += [pos, pos + end - start]
+                chunks.append(self._piece(start, end))
+                pos += end - start
+        head = json.dumps(h, separators=(",", ":")).encode()
+        body = b"".join([head, *chunks])
+        data = b"%s %d %d\n%s" % (_CACHE_MAGIC, _crc32(body), len(head), body)
+        tmp: str | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}-", suffix=".tmp", dir=self.path.parent)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, self.path)
+            tmp = None
+        except OSError:
+            pass  # a read-only .git, a full disk: the next listing reads the tags again
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+
+def _crc32(data: bytes | memoryview) -> int:
+    import zlib
+
+    return zlib.crc32(data)

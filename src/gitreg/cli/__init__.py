@@ -187,12 +187,15 @@ def list_(
     status: Annotated[
         str | None, typer.Option(help="Only versions with this status: registered, validated, failed.")
     ] = None,
-    limit: Annotated[int, typer.Option(help="At most N versions, newest first; 0 for all.")] = 50,
+    limit: Annotated[int, typer.Option(min=0, help="At most N versions, newest first; 0 for all.")] = 50,
     json: JsonOpt = False,
 ) -> None:
     """List versions, newest first (reads tags, notes and models.yaml in a few git calls)."""
-    rows = _registry().versions(model=model, status=status, stage=stage, limit=limit or None)
-    render.version_list(rows, json)
+    reg = _registry()
+    if json:  # the rows as JSON text, from the list cache: no model per row
+        render.emit_json_bytes(reg.versions_json(model, status, stage, limit or None))
+        return
+    render.version_list(reg.versions(model, status, stage, limit or None), json)
 
 
 # -- show ----------------------------------------------------------------------------------------

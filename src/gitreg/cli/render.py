@@ -62,6 +62,17 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(jsonlib.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def emit_json_bytes(raw: bytes) -> None:
+    """JSON text made elsewhere (ending with a newline), written to stdout in one go."""
+    binary = getattr(sys.stdout, "buffer", None)
+    if binary is None:  # a text-only stream (e.g. redirected to StringIO by an embedding)
+        sys.stdout.write(raw.decode())
+        return
+    sys.stdout.flush()
+    binary.write(raw)
+    sys.stdout.flush()
+
+
 def error(e: GitregError) -> None:
     line = f"error: {e.message}" + (f" — {e.hint}" if e.hint else "")
     sys.stderr.write(" ".join(line.split("\n")) + "\n")
