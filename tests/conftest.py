@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,24 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.delenv("LINES", raising=False)
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     return home
+
+
+@contextmanager
+def module_git_env(base: Path) -> Iterator[None]:
+    """For module-scoped fixtures, which cannot use ``isolated_env``: a HOME with a git identity
+    under ``base``, no system git config, DVC quiet; undone on exit."""
+    home = base / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text(
+        "[user]\n\tname = Test User\n\temail = test@example.com\n[init]\n\tdefaultBranch = main\n"
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(home))
+        mp.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        mp.setenv("DVC_NO_ANALYTICS", "1")
+        mp.setenv("DVC_SITE_CACHE_DIR", str(home / ".dvc-site-cache"))
+        yield
 
 
 class FixedClock:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FixedClock, git, run_cli, write_bundle
+from conftest import FixedClock, git, module_git_env, run_cli, write_bundle
 
 A = "v2025-07-06--18h51"  # policy, DQN
 B = "v2025-07-06--18h51-2"  # policy, PPO, parent A; production
@@ -40,18 +40,8 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from gitreg.registry import Registry
 
     base = tmp_path_factory.mktemp("populated")
-    home = base / "home"
-    home.mkdir()
-    (home / ".gitconfig").write_text(
-        "[user]\n\tname = Test User\n\temail = test@example.com\n[init]\n\tdefaultBranch = main\n"
-    )
     repo = base / "registry"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOME", str(home))
-        mp.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
-        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        mp.setenv("DVC_NO_ANALYTICS", "1")
-        mp.setenv("DVC_SITE_CACHE_DIR", str(home / ".dvc-site-cache"))
+    with module_git_env(base):
         Registry.init(repo, remote=str(base / "dvc-remote"), ci="none")
         clock = FixedClock(datetime(2025, 7, 6, 18, 51, 23, tzinfo=UTC))
         reg = Registry(repo, clock=clock)

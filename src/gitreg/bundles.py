@@ -68,15 +68,19 @@ class Pointer:
 
 def _quiet_dvc() -> None:
     # DVC logs progress and hints to stdout; a library must not print.
+    _quiet_dvc_logs()
+    from dvc.ui import ui
+
+    ui.error_console.quiet = True  # `dvc add` draws a "Checking graph" spinner there
+
+
+def _quiet_dvc_logs() -> None:
     log = logging.getLogger("dvc")
     for h in list(log.handlers):
         log.removeHandler(h)
     log.addHandler(logging.NullHandler())
     log.setLevel(logging.WARNING)
     log.propagate = False
-    from dvc.ui import ui
-
-    ui.error_console.quiet = True  # `dvc add` draws a "Checking graph" spinner there
 
 
 def _dvc_env() -> None:
