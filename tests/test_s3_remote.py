@@ -231,3 +231,109 @@ def test_a_big_file_goes_up_in_small_parts(moto_s3, make_bundle, tmp_path):
     assert head["ETag"].strip('"').endswith("-3")  # a multipart upload of three parts
     assert moto_s3.client().get_object(Bucket=bucket, Key=key)["Body"].read() == data
     assert result.uploaded == 2  # the big file and policy.pt
+
+
+# -- pull without opening a DVC Repo (plain S3 remote) ---------------------------------------------
+def test_an_s3_pull_reads_dvc_config_only_and_opens_no_dvc_repo(s3_registered, tmp_path):
+    """A pull from a plain S3 remote builds the remote's filesystem from the DVC config alone:
+    `dvc.repo` is never imported (it costs more than the rest of a small pull)."""
+    import subprocess
+    import sys
+
+    repo, version, bundle, _bucket, _key = s3_registered
+    out = tmp_path / "o"
+    code = (
+        "import sys; from gitreg.registry import Registry; "
+        "Registry(sys.argv[1]).pull(sys.argv[2], sys.argv[3]); "
+        "print(sorted(m for m in sys.modules if m == 'dvc.repo' or m.startswith('dvc.repo.')))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(repo), version, str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+    assert tree_bytes(out) == tree_bytes(bundle)
+
+
+def test_an_s3_pull_takes_the_endpoint_from_config_local(s3_registered, moto_s3, tmp_path):
+    """DVC's merged config counts: a remote setting in `.dvc/config.local` (not committed)
+    is used as `dvc pull` would use it."""
+    from gitreg.registry import Registry
+
+    repo, version, bundle, _bucket, _key = s3_registered
+    config = repo / ".dvc" / "config"
+    text = config.read_text()
+    assert moto_s3.endpoint in text
+    config.write_text("\n".join(line for line in text.splitlines() if "endpointurl" not in line) + "\n")
+    (repo / ".dvc" / "config.local").write_text(
+        f"['remote \"storage\"']\n    endpointurl = {moto_s3.endpoint}\n"
+    )
+
+    Registry(repo).pull(version, tmp_path / "o")
+
+    assert tree_bytes(tmp_path / "o") == tree_bytes(bundle)
+
+
+def test_an_s3_pull_reads_a_moved_cache_first_and_falls_back_to_s3_on_a_bad_copy(
+    moto_s3, make_bundle, tmp_path
+):
+    """With `cache.dir` set (relative to .dvc/, as `dvc cache dir` writes it), the cache there
+    is read first: it serves the bytes while the S3 object is gone; a corrupt copy there is
+    passed over for the good bytes on S3."""
+    import os
+
+    from gitreg.bundles import DvcStore
+    from gitreg.errors import DigestMismatch
+    from gitreg.registry import Registry
+
+    bucket = moto_s3.make_bucket(f"gitreg-{uuid.uuid4().hex[:12]}")
+    repo = tmp_path / "s3cache"
+    Registry.init(repo, remote=f"s3://{bucket}/reg", ci="none", endpoint_url=moto_s3.endpoint)
+    config = repo / ".dvc" / "config"
+    config.write_text(config.read_text() + "[cache]\n    dir = ../../elsewhere-cache\n")
+    data = os.urandom(1 << 20)
+    bundle = make_bundle(7, extra_files={BIG: data})
+    version = Registry(repo).register(bundle, "policy").version
+    md5 = hashlib.md5(data).hexdigest()
+    cached = tmp_path / "elsewhere-cache" / "files" / "md5" / md5[:2] / md5[2:]
+    assert cached.is_file() and not (repo / ".dvc" / "cache").exists()
+    assert DvcStore(repo)._direct_sources("HEAD") is not None
+    key = f"reg/files/md5/{md5[:2]}/{md5[2:]}"
+    s3 = moto_s3.client()
+
+    # the S3 object is gone: the moved cache serves the bytes
+    s3.delete_object(Bucket=bucket, Key=key)
+    Registry(repo).pull(version, tmp_path / "from-cache")
+    assert tree_bytes(tmp_path / "from-cache") == tree_bytes(bundle)
+
+    # a corrupt cache copy and no S3 object: refused, nothing left
+    os.chmod(cached, 0o644)
+    cached.write_bytes(b"x" + data[1:])
+    with pytest.raises(DigestMismatch):
+        Registry(repo).pull(version, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+    # the good bytes back on S3: the corrupt copy is passed over
+    s3.put_object(Bucket=bucket, Key=key, Body=data)
+    Registry(repo).pull(version, tmp_path / "from-s3")
+    assert tree_bytes(tmp_path / "from-s3") == tree_bytes(bundle)
+
+
+def test_remotes_other_than_plain_s3_take_the_dvc_repo_path(s3_registered, tmp_path):
+    """A version-aware S3 remote (or a local folder) is no md5 object store gitreg reads
+    directly: `_direct_sources` declines and DVC's Repo handles it."""
+    from gitreg.bundles import DvcStore
+    from gitreg.registry import Registry
+
+    repo = s3_registered[0]
+    assert DvcStore(repo)._direct_sources("HEAD") is not None
+    config = repo / ".dvc" / "config"
+    config.write_text(config.read_text().replace("url = s3://", "version_aware = true\n    url = s3://"))
+    assert DvcStore(repo)._direct_sources("HEAD") is None
+
+    local = tmp_path / "localreg"
+    Registry.init(local, remote=str(tmp_path / "remote-folder"), ci="none")
+    assert DvcStore(local)._direct_sources("HEAD") is None

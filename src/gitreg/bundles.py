@@ -358,7 +358,19 @@ class DvcStore:
         the default remote — a local-folder remote as a plain file, S3 as one streamed GET,
         any other remote through its DVC filesystem. The remote is the one of the working
         tree's DVC config (as ``DVCFileSystem`` does for a local repository), or of ``rev``
-        in a repository without a working tree (the deploy agent's bare mirror)."""
+        in a repository without a working tree (the deploy agent's bare mirror).
+
+        With a working tree whose default remote is a plain S3 remote, no DVC ``Repo`` is
+        opened: the remote's filesystem is built from the DVC config alone (see
+        :meth:`_direct_sources`), which is all that reading objects by md5 needs."""
+        direct = self._direct_sources(rev)
+        if direct is not None:
+            try:
+                for repo_path, pointer, dest in items:
+                    direct.fetch(repo_path, pointer, dest, progress)
+            finally:
+                direct.close()
+            return
         with self._repo_at(rev) as repo:
             sources = _ObjectSources(repo, str(self.root), rev)
             try:
@@ -366,6 +378,42 @@ class DvcStore:
                     sources.fetch(repo_path, pointer, dest, progress)
             finally:
                 sources.close()
+
+    def _direct_sources(self, rev: str) -> _ObjectSources | None:
+        """Object sources for a working tree whose default DVC remote is a plain S3 remote,
+        built from DVC's config (``.dvc/config``, ``config.local``, global and system, as DVC
+        merges them) and DVC's own remote filesystem, without opening a DVC ``Repo`` (its
+        import and setup cost more than the rest of a small pull). The local cache is DVC's
+        default (``.dvc/cache``) or the configured ``cache.dir``. None for anything else
+        (another remote type, a version-aware or worktree remote, a named local cache, no
+        remote, a config DVC rejects): the ``Repo`` path then handles it, errors included."""
+        dvc_dir = self.root / ".dvc"
+        if not (dvc_dir / "config").is_file():
+            return None
+        _dvc_env()
+        try:
+            from dvc.config import Config
+            from dvc.fs import get_cloud_fs
+
+            _quiet_dvc_logs()
+            conf = Config(dvc_dir=str(dvc_dir))
+            name = conf["core"].get("remote")
+            if not name or conf["cache"].get("local"):
+                return None
+            cls, fs_conf, fs_path = get_cloud_fs(conf, name=name)
+            if cls.protocol != "s3" or fs_conf.get("version_aware") or fs_conf.get("worktree"):
+                return None
+            fs = cls(**fs_conf)
+            if not hasattr(getattr(fs, "fs", None), "_call_s3"):
+                return None
+        except Exception:
+            return None
+        from dvc_objects.fs.local import LocalFileSystem
+
+        cache_dir = conf["cache"].get("dir") or os.path.join(str(dvc_dir), "cache")
+        cache = _ObjectPaths(LocalFileSystem(), os.path.join(str(cache_dir), "files", "md5"))
+        remote = _ObjectPaths(fs, fs.join(fs_path, "files", "md5"))
+        return _ObjectSources(None, str(self.root), rev, cache=cache, remote=remote)
 
     @contextmanager
     def _repo_at(self, rev: str) -> Iterator[Any]:
@@ -479,18 +527,33 @@ class DvcStore:
         return RemovedObjects(remote=on_remote, cache=in_cache)
 
 
-class _ObjectSources:
-    """Where an md5 object can be read from: the local DVC cache, then the default remote."""
+class _ObjectPaths:
+    """What gitreg reads of a DVC md5 object database (``files/md5/<2>/<30>``): its
+    filesystem and where an object lives in it (as ``HashFileDB.oid_to_path``)."""
 
-    def __init__(self, repo: Any, root: str, rev: str) -> None:
+    def __init__(self, fs: Any, path: str) -> None:
+        self.fs = fs
+        self.path = path
+
+    def oid_to_path(self, oid: str) -> str:
+        return str(self.fs.join(self.path, oid[:2], oid[2:]))
+
+
+class _ObjectSources:
+    """Where an md5 object can be read from: the local DVC cache, then the default remote
+    (from ``repo``, or given as ``cache`` and ``remote`` by :meth:`DvcStore._direct_sources`)."""
+
+    def __init__(self, repo: Any, root: str, rev: str, *, cache: Any = None, remote: Any = None) -> None:
         self.repo = repo
         self.root = root
         self.rev = rev
-        try:
-            self.cache: Any = repo.cache.local
-        except Exception:
-            self.cache = None
-        self._remote: Any = None
+        self.cache: Any = cache
+        if repo is not None:
+            try:
+                self.cache = repo.cache.local
+            except Exception:
+                self.cache = None
+        self._remote: Any = remote
         self._remote_error: str | None = None
         self._dvcfs: Any = None
 
