@@ -149,8 +149,8 @@ class ObjectReader:
                 header = proc.stdout.readline().split()
                 if not header:
                     raise GitError("cat-file", "git cat-file --batch stopped")
-                if len(header) != 3:  # "<id> missing" / "<id> ambiguous"
-                    continue
+                if header[-1] in (b"missing", b"ambiguous") or len(header) != 3:
+                    continue  # "<id> missing" (an id may be "rev:path with spaces")
                 data = proc.stdout.read(int(header[2]) + 1)[:-1]  # contents + "\n"
                 result[sha] = (header[1].decode(), data)
         return result
@@ -253,12 +253,9 @@ class GitRepo:
 
     def notes(self, ref: str = NOTES_REF) -> dict[str, str]:
         """object id -> note text for every note under ``ref``: two git calls in all."""
-        proc = run_git(["notes", f"--ref={ref}", "list"], self.root, check=False)
-        if proc.returncode != 0:
-            return {}
-        pairs = [line.split() for line in proc.stdout.decode().splitlines() if line.strip()]
-        blobs = self.read_objects([note for note, _ in pairs])
-        return {target: blobs[note].decode(errors="replace") for note, target in pairs if note in blobs}
+        ids = self.note_ids(ref)
+        blobs = self.read_objects(ids.values())
+        return {target: blobs[note].decode(errors="replace") for target, note in ids.items() if note in blobs}
 
     def note_for(self, obj: str, ref: str = NOTES_REF) -> str | None:
         proc = run_git(["notes", f"--ref={ref}", "show", obj], self.root, check=False)
@@ -285,23 +282,8 @@ class GitRepo:
 
     def read_objects(self, shas: Iterable[str]) -> dict[str, bytes]:
         """Object contents for many ids in one ``git cat-file --batch``; missing ones left out."""
-        wanted = list(dict.fromkeys(shas))
-        if not wanted:
-            return {}
-        out = run_git(["cat-file", "--batch"], self.root, input="\n".join(wanted).encode() + b"\n")
-        data = out.stdout
-        result: dict[str, bytes] = {}
-        pos = 0
-        for sha in wanted:
-            eol = data.index(b"\n", pos)
-            header = data[pos:eol].split()
-            pos = eol + 1
-            if len(header) == 2 and header[1] == b"missing":
-                continue
-            size = int(header[2])
-            result[sha] = data[pos : pos + size]
-            pos += size + 1
-        return result
+        with self.object_reader() as reader:
+            return {sha: data for sha, (_, data) in reader.read(list(shas)).items()}
 
     def read_file(self, rev: str, path: str) -> bytes | None:
         """A file's bytes at a revision, or None when it is not there."""
