@@ -235,7 +235,9 @@ def _trailers(model: str, stage: str, version: str | None, previous: str | None)
     return "\n".join(f"{k}: {v}" for k, v in zip(TRAILER_KEYS, values, strict=True))
 
 
-def _base(reg: Registry) -> tuple[str, str]:
+def branch_base(reg: Registry) -> tuple[str, str]:
+    """(current branch, its HEAD commit) to build a models.yaml change on; refuses a detached
+    HEAD, an empty repository and an edited models.yaml."""
     branch = reg.git.current_branch()
     if branch is None:
         raise GitregError(
@@ -380,7 +382,7 @@ def promote(
     info = reg.get(version)
     model = info.model
     with reg.lock():
-        base_branch, base = _base(reg)  # under the lock: a queued change builds on the one before
+        base_branch, base = branch_base(reg)  # under the lock: a queued change builds on the one before
         m = _manifest_at(reg, base)
         if model not in m.model.models:
             m.ensure_model(model, f"models/{model}")
@@ -462,7 +464,7 @@ def rollback(
     if push and not direct:
         push = False
     with reg.lock():
-        base_branch, base = _base(reg)  # under the lock: a queued change builds on the one before
+        base_branch, base = branch_base(reg)  # under the lock: a queued change builds on the one before
         m = _manifest_at(reg, base)
         if model not in m.model.models:
             raise ModelNotFound(model)

@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field
 
 from gitreg import manifest as mf
 from gitreg.bundles import METADATA_FILE
-from gitreg.errors import DirtyWorkingTree, GitError, GitregError
+from gitreg.errors import GitError, GitregError
 from gitreg.versions import parse_version
 
 if TYPE_CHECKING:
@@ -270,20 +270,6 @@ def plan_cleanup(reg: Registry, now: datetime | None = None, *, delete_tags: boo
 
 
 # -- running it ----------------------------------------------------------------------------------
-def _current_branch(reg: Registry) -> str:
-    branch = reg.git.current_branch()
-    if branch is None:
-        raise GitregError(
-            "HEAD is detached", "check out the branch models.yaml lives on (e.g. git switch main)"
-        )
-    if reg.git.rev_parse("HEAD") is None:
-        raise GitregError("this repository has no commits yet", "run `gitreg init` first")
-    dirty = reg.git.changed_paths([mf.MANIFEST_FILE])
-    if dirty:
-        raise DirtyWorkingTree(dirty)
-    return branch
-
-
 def _message(plan: CleanupPlan, rows: list[PlanRow]) -> str:
     models = sorted({r.model for r in rows})
     verb = "delete" if plan.delete_tags else "archive"
@@ -338,8 +324,9 @@ def run_cleanup(reg: Registry, plan: CleanupPlan, *, push: bool = False) -> Clea
     """Carry out ``plan`` (its ``delete_tags`` included): commit models.yaml on the current
     branch (and push it with ``push``), then remove the bytes, then delete the tags."""
     from gitreg.bundles import DvcStore
+    from gitreg.lifecycle import branch_base, commit_manifest
 
-    branch = _current_branch(reg)
+    branch, head = branch_base(reg)
     remote = reg.git.remote_name() if push else None
     if push and remote is None:
         raise GitregError("--push: this repository has no Git remote", "add one: git remote add origin URL")
@@ -358,10 +345,6 @@ def run_cleanup(reg: Registry, plan: CleanupPlan, *, push: bool = False) -> Clea
             m.archive(r.model, r.version)
             result.archived.append(r.version)
     if result.archived or plan.delete_tags:
-        from gitreg.lifecycle import commit_manifest
-
-        head = reg.git.rev_parse("HEAD")
-        assert head is not None  # _current_branch refused an empty repository
         # Commit first, then the working tree (crash-safe: see commit_manifest). With
         # --delete-tags the file may not change (nothing was archived): the commit is then
         # empty but still the record of which versions were deleted.
@@ -407,7 +390,9 @@ def cleanup(
     """Plan under the registry lock and, unless ``dry_run``, carry the plan out."""
     if dry_run:
         return CleanupResult(plan=plan_cleanup(reg, delete_tags=delete_tags), dry_run=True)
-    _current_branch(reg)  # refuse before planning: a detached HEAD or an edited models.yaml
+    from gitreg.lifecycle import branch_base
+
+    branch_base(reg)  # refuse before planning: a detached HEAD or an edited models.yaml
     with reg.lock():
         plan = plan_cleanup(reg, delete_tags=delete_tags)
         return run_cleanup(reg, plan, push=push)
