@@ -80,21 +80,11 @@ def assert_refused(proc: subprocess.CompletedProcess[str], *needles: str) -> str
 @pytest.fixture(scope="module")
 def registered_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """Built once per module: a registry repo with one version of model `policy` (via the API)."""
-    from conftest import FixedClock, write_bundle
+    from conftest import FixedClock, module_git_env, write_bundle
     from gitreg.registry import Registry
 
     base = tmp_path_factory.mktemp("registered-template")
-    home = base / "home"
-    home.mkdir()
-    (home / ".gitconfig").write_text(
-        "[user]\n\tname = Test User\n\temail = test@example.com\n[init]\n\tdefaultBranch = main\n"
-    )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOME", str(home))
-        mp.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
-        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        mp.setenv("DVC_NO_ANALYTICS", "1")
-        mp.setenv("DVC_SITE_CACHE_DIR", str(home / ".dvc-site-cache"))
+    with module_git_env(base):
         remote = base / "dvc-remote"
         Registry.init(base / "registry", remote=str(remote), ci="github")
         reg = Registry(base / "registry", clock=FixedClock(datetime(2025, 7, 6, 18, 51, 23, tzinfo=UTC)))
