@@ -1,80 +1,63 @@
-"""The only module that runs git.
+"""The only package that runs git.
 
 Reads are batched so that listing stays fast at any number of versions: one
 ``git for-each-ref`` for every version tag with its message, one ``git notes list`` plus one
-``git cat-file --batch`` for every validation record. Commands run through ``run_git`` (a plain
-subprocess: importing GitPython alone costs more than listing 10,000 tags); GitPython is
-available lazily as ``GitRepo.repo`` for object-model work. Only plain dataclasses leave here.
+``git cat-file --batch`` for every validation record. Local commands run through ``run_git``
+(a plain subprocess: importing GitPython alone costs more than listing 10,000 tags); clone,
+fetch and push go through GitPython (:mod:`gitreg.gitrepo.transport`, imported on first use)
+for its progress reports and typed errors. What git prints is parsed in
+:mod:`gitreg.gitrepo.parse` (pure). Only plain dataclasses leave here.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitreg.errors import GitError, NotARegistry
+from gitreg.gitrepo.parse import (
+    LOG_FORMAT,
+    TAG_FIELDS,
+    TAG_FORMAT,
+    CommitRecord,
+    SignatureCheck,
+    TagRecord,
+    TransferProgress,
+    TreeEntry,
+    git_reason,
+    parse_log,
+    parse_ls_remote_tags,
+    parse_ls_tree,
+    parse_note_ids,
+    parse_signer,
+    parse_status_paths,
+    parse_tag_records,
+    signature_format,
+)
 
 if TYPE_CHECKING:
-    from git import Repo
+    from gitreg.gitrepo.transport import ProgressCallback
+
+__all__ = [
+    "NOTES_REF",
+    "CommitRecord",
+    "GitRepo",
+    "ObjectReader",
+    "SignatureCheck",
+    "TagRecord",
+    "TransferProgress",
+    "TreeEntry",
+    "find_root",
+    "run_git",
+]
 
 NOTES_REF = "refs/notes/gitreg"
 _TAG_GLOB = "refs/tags/v[0-9][0-9][0-9][0-9]-*"
-_FIELDS = (
-    "%(refname:strip=2)",
-    "%(objectname)",
-    "%(objecttype)",
-    "%(*objectname)",
-    "%(taggername)",
-    "%(taggeremail:trim)",
-    "%(taggerdate:iso-strict)",
-    "%(contents)",
-)
-_FORMAT = "%00".join(_FIELDS) + "%00"
-
-
-@dataclass(frozen=True)
-class TagRecord:
-    name: str
-    object: str  # the tag object (annotated) or the commit (lightweight)
-    commit: str  # the commit the tag points at
-    annotated: bool
-    tagger_name: str
-    tagger_email: str
-    tagger_date: datetime | None
-    message: str
-
-
-@dataclass(frozen=True)
-class CommitRecord:
-    sha: str
-    parents: tuple[str, ...]
-    author: str
-    date: datetime
-    subject: str
-    body: str
-
-
-@dataclass(frozen=True)
-class SignatureCheck:
-    signed: bool  # the tag carries a signature (verified or not)
-    verified: bool  # git verify-tag accepts it
-    signer: str | None  # who, as git reports a good signature
-    format: str | None  # "ssh" or "openpgp"
-    reason: str  # why it does not verify ("" when it does)
-
-
-@dataclass(frozen=True)
-class TreeEntry:
-    path: str
-    mode: str
-    type: str
-    sha: str
+_FIELDS = TAG_FIELDS  # the names benchmarks/list_whatif.py reads
+_FORMAT = TAG_FORMAT
 
 
 def _env() -> dict[str, str]:
@@ -167,7 +150,7 @@ class ObjectReader:
     def __enter__(self) -> ObjectReader:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.close()
 
 
@@ -194,15 +177,15 @@ class GitRepo:
         if root is None:
             raise NotARegistry(str(path), "is not inside a Git repository")
         self.root = root
-        self._repo: Repo | None = None
 
     @property
     def bare(self) -> bool:
         return run_git(["rev-parse", "--is-bare-repository"], self.root).stdout.strip() == b"true"
 
     @classmethod
-    def mirror(cls, url: str, path: Path) -> GitRepo:
-        """A bare mirror of ``url`` at ``path`` (cloned the first time)."""
+    def mirror(cls, url: str, path: Path, *, progress: ProgressCallback | None = None) -> GitRepo:
+        """A bare mirror of ``url`` at ``path`` (cloned the first time, through GitPython;
+        ``progress`` gets git's progress reports while it clones)."""
         if not (path / "HEAD").exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".cloning")
@@ -210,27 +193,23 @@ class GitRepo:
                 import shutil
 
                 shutil.rmtree(tmp)
-            run_git(["clone", "-q", "--mirror", url, str(tmp)], path.parent)
+            from gitreg.gitrepo import transport
+
+            transport.clone_mirror(url, tmp, _env(), progress)
             tmp.rename(path)
         return cls(path)
 
-    def fetch_mirror(self) -> None:
+    def fetch_mirror(self, *, progress: ProgressCallback | None = None) -> None:
         """Bring every ref of a mirror (branches, tags, notes) in step with its origin."""
-        run_git(["fetch", "-q", "--prune", "--force", "origin"], self.root)
+        from gitreg.gitrepo import transport
+
+        transport.fetch(self.root, "origin", [], _env(), progress, prune=True, force=True)
 
     @classmethod
     def init(cls, path: Path) -> GitRepo:
         path.mkdir(parents=True, exist_ok=True)
         run_git(["init", "-q"], path)
         return cls(path)
-
-    @property
-    def repo(self) -> Repo:
-        if self._repo is None:
-            from git import Repo
-
-            self._repo = Repo(self.root)
-        return self._repo
 
     @property
     def git_dir(self) -> Path:
@@ -243,12 +222,12 @@ class GitRepo:
     # -- batched reads (the list/show/compare path) ------------------------------------------
     def version_tags(self) -> list[TagRecord]:
         """Every tag whose name starts like a version, with its message: one git call."""
-        out = run_git(["for-each-ref", f"--format={_FORMAT}", _TAG_GLOB], self.root).stdout
-        return _parse_tag_records(out.decode(errors="replace"))
+        out = run_git(["for-each-ref", f"--format={TAG_FORMAT}", _TAG_GLOB], self.root).stdout
+        return parse_tag_records(out.decode(errors="replace"))
 
     def tag(self, name: str) -> TagRecord | None:
-        out = run_git(["for-each-ref", f"--format={_FORMAT}", f"refs/tags/{name}"], self.root).stdout
-        records = _parse_tag_records(out.decode(errors="replace"))
+        out = run_git(["for-each-ref", f"--format={TAG_FORMAT}", f"refs/tags/{name}"], self.root).stdout
+        records = parse_tag_records(out.decode(errors="replace"))
         return records[0] if records else None
 
     def notes(self, ref: str = NOTES_REF) -> dict[str, str]:
@@ -273,8 +252,7 @@ class GitRepo:
         proc = run_git(["notes", f"--ref={ref}", "list"], self.root, check=False)
         if proc.returncode != 0:
             return {}
-        words = proc.stdout.decode().split()  # "<note blob> <annotated object>" lines
-        return dict(zip(words[1::2], words[::2], strict=True))
+        return parse_note_ids(proc.stdout.decode())
 
     def object_reader(self) -> ObjectReader:
         """Objects read on demand, in rounds, through one ``git cat-file --batch`` process."""
@@ -292,16 +270,7 @@ class GitRepo:
 
     def list_tree(self, rev: str, path: str) -> list[TreeEntry]:
         proc = run_git(["ls-tree", "-r", "-z", rev, "--", path.rstrip("/") + "/"], self.root, check=False)
-        if proc.returncode != 0:
-            return []
-        entries = []
-        for item in proc.stdout.decode().split("\0"):
-            if not item:
-                continue
-            meta, name = item.split("\t", 1)
-            mode, typ, sha = meta.split()
-            entries.append(TreeEntry(name, mode, typ, sha))
-        return entries
+        return parse_ls_tree(proc.stdout.decode()) if proc.returncode == 0 else []
 
     def rev_parse(self, rev: str) -> str | None:
         proc = run_git(["rev-parse", "--verify", "-q", f"{rev}^{{commit}}"], self.root, check=False)
@@ -320,18 +289,7 @@ class GitRepo:
         out = run_git(
             ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *paths], self.root
         ).stdout.decode()
-        changed = []
-        items = out.split("\0")
-        i = 0
-        while i < len(items):
-            item = items[i]
-            i += 1
-            if not item:
-                continue
-            changed.append(item[3:])
-            if item[0] in "RC":
-                i += 1  # the rename source follows
-        return changed
+        return parse_status_paths(out)
 
     def restore(self, paths: Sequence[str]) -> None:
         """Put ``paths`` back as HEAD has them: undo edits, remove files HEAD lacks."""
@@ -377,7 +335,7 @@ class GitRepo:
         ident = proc.stdout.decode().strip()
         return ident.rsplit(">", 1)[0] + ">"
 
-    # -- writes (GitPython) ------------------------------------------------------------------
+    # -- writes ------------------------------------------------------------------------------
     def commit_paths(self, paths: Sequence[str], message: str, *, allow_empty: bool = False) -> str:
         """Stage ``paths`` (additions, edits and deletions) and commit only them."""
         run_git(["add", "-A", "--", *paths], self.root)
@@ -415,9 +373,7 @@ class GitRepo:
         proc = run_git(["verify-tag", f"refs/tags/{name}"], self.root, check=False)
         if proc.returncode == 0:
             return True, ""
-        lines = [ln.strip() for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
-        reason = next((ln for ln in lines if ln.startswith(("error:", "fatal:"))), lines[-1] if lines else "")
-        return False, reason.removeprefix("error: ").removeprefix("fatal: ") or "no valid signature"
+        return False, git_reason(proc.stderr.decode(errors="replace"), "no valid signature")
 
     def tag_signature(self, name: str, allowed_signers: Path | None = None) -> SignatureCheck:
         """Who signed the tag ``name`` and whether git verifies it (``git verify-tag``; SSH keys
@@ -428,38 +384,19 @@ class GitRepo:
         proc = run_git(args, self.root, check=False)
         text = proc.stderr.decode(errors="replace") + proc.stdout.decode(errors="replace")
         raw = run_git(["cat-file", "tag", f"refs/tags/{name}"], self.root, check=False).stdout
-        fmt = (
-            "ssh"
-            if b"\n-----BEGIN SSH SIGNATURE-----" in raw
-            else "openpgp"
-            if b"\n-----BEGIN PGP SIGNATURE-----" in raw
-            else None
-        )
-        signer = None
-        for line in text.splitlines():
-            m = re.search(r'Good "[^"]*" signature for (\S+) with (\S+) key (\S+)', line)
-            if m:
-                signer, fmt = f"{m.group(1)} ({m.group(2)} {m.group(3)})", "ssh"
-                break
-            m = re.search(r'Good signature from "([^"]+)"', line)
-            if m:
-                signer, fmt = m.group(1), "openpgp"
-                break
+        signer, said_fmt = parse_signer(text)
+        fmt = said_fmt or signature_format(raw)
         if proc.returncode == 0:
             return SignatureCheck(signed=True, verified=True, signer=signer, format=fmt, reason="")
-        lines = [ln.strip() for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
-        reason = next((ln for ln in lines if ln.startswith(("error:", "fatal:"))), lines[-1] if lines else "")
-        reason = reason.removeprefix("error: ").removeprefix("fatal: ") or "no valid signature"
-        signed = fmt is not None
-        return SignatureCheck(signed=signed, verified=False, signer=signer, format=fmt, reason=reason)
+        reason = git_reason(proc.stderr.decode(errors="replace"), "no valid signature")
+        return SignatureCheck(
+            signed=fmt is not None, verified=False, signer=signer, format=fmt, reason=reason
+        )
 
     def remote_tags(self, remote: str) -> set[str] | None:
         """Tag names on ``remote`` (one ``git ls-remote``), or None when it cannot be reached."""
         proc = run_git(["ls-remote", "--tags", "--refs", remote], self.root, check=False)
-        if proc.returncode != 0:
-            return None
-        refs = [line.split("\t", 1)[1] for line in proc.stdout.decode().splitlines() if "\t" in line]
-        return {ref.removeprefix("refs/tags/") for ref in refs}
+        return parse_ls_remote_tags(proc.stdout.decode()) if proc.returncode == 0 else None
 
     def commits_with_subject(self, prefix: str, rev: str = "HEAD") -> list[tuple[str, str]]:
         """(sha, subject) of commits on ``rev`` whose subject starts with ``prefix``: one git call."""
@@ -486,15 +423,16 @@ class GitRepo:
             run_git(["tag", "-d", *todo[i : i + 500]], self.root)
         return todo
 
-    def delete_remote_tags(self, remote: str, names: Sequence[str]) -> list[str]:
+    def delete_remote_tags(
+        self, remote: str, names: Sequence[str], *, progress: ProgressCallback | None = None
+    ) -> list[str]:
         """Delete these tags on ``remote`` (those it has: deleting a missing ref fails a push);
         returns those deleted."""
         out = run_git(["ls-remote", "--tags", "--refs", remote], self.root).stdout.decode()
-        refs = [line.split("\t", 1)[1] for line in out.splitlines() if "\t" in line]
-        have = {ref.removeprefix("refs/tags/") for ref in refs}
+        have = parse_ls_remote_tags(out)
         todo = [n for n in dict.fromkeys(names) if n in have]
         for i in range(0, len(todo), 500):
-            self.push(remote, [f":refs/tags/{n}" for n in todo[i : i + 500]])
+            self.push(remote, [f":refs/tags/{n}" for n in todo[i : i + 500]], progress=progress)
         return todo
 
     def add_note(self, obj: str, text: str, ref: str = NOTES_REF) -> None:
@@ -510,33 +448,37 @@ class GitRepo:
         """The URL as configured (before insteadOf rewrites): what tells GitHub from GitLab."""
         return self.config_get(f"remote.{name}.url")
 
-    def push(self, remote: str, refspecs: Sequence[str]) -> None:
-        proc = run_git(["push", "--porcelain", remote, *refspecs], self.root, check=False)
-        if proc.returncode != 0:
-            raise GitError(
-                "push",
-                proc.stderr.decode(errors="replace") or proc.stdout.decode(errors="replace"),
-                f"check that {remote!r} is reachable and you may push; then re-run with --push",
-            )
+    def push(self, remote: str, refspecs: Sequence[str], *, progress: ProgressCallback | None = None) -> None:
+        """``git push`` (through GitPython): a refused ref or an unreachable remote raises
+        GitError with git's words; ``progress`` gets git's progress reports."""
+        from gitreg.gitrepo import transport
 
-    def push_notes(self, remote: str, ref: str = NOTES_REF) -> None:
+        transport.push(self.root, remote, refspecs, _env(), progress)
+
+    def fetch(
+        self, remote: str, refspecs: Sequence[str], *, progress: ProgressCallback | None = None
+    ) -> None:
+        """``git fetch remote refspecs`` (through GitPython, like :meth:`push`)."""
+        from gitreg.gitrepo import transport
+
+        transport.fetch(self.root, remote, refspecs, _env(), progress)
+
+    def push_notes(
+        self, remote: str, ref: str = NOTES_REF, *, progress: ProgressCallback | None = None
+    ) -> None:
         """Push the notes ref, merging the remote's notes first when someone else pushed."""
         try:
-            self.push(remote, [f"{ref}:{ref}"])
+            self.push(remote, [f"{ref}:{ref}"], progress=progress)
             return
         except GitError:
             pass
         tmp = f"{ref}-remote"
-        run_git(["fetch", "-q", remote, f"+{ref}:{tmp}"], self.root)
+        self.fetch(remote, [f"+{ref}:{tmp}"], progress=progress)
         run_git(["notes", f"--ref={ref}", "merge", "-q", "-s", "ours", tmp], self.root)
         run_git(["update-ref", "-d", tmp], self.root, check=False)
-        self.push(remote, [f"{ref}:{ref}"])
+        self.push(remote, [f"{ref}:{ref}"], progress=progress)
 
     # -- branches and commits without touching the working tree -------------------------------
-    def branch_exists(self, branch: str) -> bool:
-        proc = run_git(["rev-parse", "--verify", "-q", f"refs/heads/{branch}"], self.root, check=False)
-        return proc.returncode == 0
-
     def commit_file(
         self,
         base: str,
@@ -574,21 +516,8 @@ class GitRepo:
 
     def _log(self, args: Sequence[str]) -> list[CommitRecord]:
         """``git log`` with ``args`` parsed into records, newest first; [] when git refuses."""
-        # \x1e opens each record: an empty body yields "\0\0" inside a record, so NULs cannot end one.
-        fmt = "%x1e%H%x00%P%x00%an <%ae>%x00%aI%x00%s%x00%b%x00"
-        proc = run_git(["log", f"--format={fmt}", *args], self.root, check=False)
-        if proc.returncode != 0:
-            return []
-        records = []
-        for chunk in proc.stdout.decode(errors="replace").split("\x1e"):
-            parts = chunk.split("\0")
-            if len(parts) < 6:
-                continue
-            sha, parents, author, date, subject, body = parts[:6]
-            records.append(
-                CommitRecord(sha, tuple(parents.split()), author, datetime.fromisoformat(date), subject, body)
-            )
-        return records
+        proc = run_git(["log", f"--format={LOG_FORMAT}", *args], self.root, check=False)
+        return parse_log(proc.stdout.decode(errors="replace")) if proc.returncode == 0 else []
 
     def log_file(self, rev: str, path: str) -> list[CommitRecord]:
         """Commits reachable from ``rev`` that touched ``path``, newest first: one git call."""
@@ -664,32 +593,3 @@ class GitRepo:
     def raw(self, *args: str) -> str:
         """Escape hatch for tests and diagnostics: run git here and return stdout."""
         return self._git(*args)
-
-
-def _parse_tag_records(out: str) -> list[TagRecord]:
-    fields = out.split("\0")
-    n = len(_FIELDS)
-    records: list[TagRecord] = []
-    for i in range(0, len(fields) - n + 1, n):
-        chunk = fields[i : i + n]
-        name = chunk[0].lstrip("\n")
-        obj, typ, peeled = chunk[1], chunk[2], chunk[3]
-        date = None
-        if chunk[6]:
-            try:
-                date = datetime.fromisoformat(chunk[6])
-            except ValueError:
-                date = None
-        records.append(
-            TagRecord(
-                name=name,
-                object=obj,
-                commit=peeled if typ == "tag" else obj,
-                annotated=typ == "tag",
-                tagger_name=chunk[4],
-                tagger_email=chunk[5],
-                tagger_date=date,
-                message=chunk[7] if typ == "tag" else "",
-            )
-        )
-    return records
