@@ -34,10 +34,6 @@ class Hosted:
     def is_gitlab(self) -> bool:
         return "gitlab" in self.host
 
-    @property
-    def is_github(self) -> bool:
-        return "github" in self.host
-
 
 def parse_remote(url: str | None) -> Hosted | None:
     if not url or url.startswith(("/", ".", "file://")) or Path(url).exists():
