@@ -47,6 +47,8 @@ test: lint
 # CPU wheel (no nvidia-*/triton in the tree). uv, not pip-tools: see the README's Dependencies.
 lock: $(BIN)/python
 	test -x $(BIN)/uv || $(BIN)/python -m pip install -q "$$(grep -sE '^uv==' $(LOCK) || echo uv)"
+	@# uv keeps the lock's pins as preferences: show it the CPU build it pinned, not PyPI's torch
+	test ! -f $(LOCK) || sed -i 's/^torch==\([0-9.]*\)$$/torch==\1+cpu/' $(LOCK)
 	$(BIN)/uv pip compile pyproject.toml --extra dev -c constraints.txt \
 	  --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
 	  $(if $(WHEELS),--find-links $(WHEELS)) --custom-compile-command 'make lock' \
