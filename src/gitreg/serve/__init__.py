@@ -1,25 +1,28 @@
-"""`gitreg serve`: the deploy agent (agent.py) + its HTTP server (app.py) in one process."""
+"""`gitreg serve`: the deploy agent + its HTTP server in one process.
+
+config (what it is told), agent (the sync loop), cache (verified bundles on disk), slots (what
+is served, fallbacks), runtime (torch), app (FastAPI routes), health (the /health model),
+metrics (Prometheus)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
-from gitreg.serve.agent import Agent, AgentConfig
-from gitreg.serve.app import ServeOptions, create_app
+from gitreg.serve.agent import Agent
+from gitreg.serve.app import create_app
+from gitreg.serve.config import AgentConfig, ServeOptions, ServerConfig, Thresholds
+from gitreg.serve.health import HealthReport
 
-__all__ = ["Agent", "AgentConfig", "ServeOptions", "ServerConfig", "create_app", "run_server"]
-
-
-@dataclass
-class ServerConfig:
-    agent: AgentConfig
-    options: ServeOptions = field(default_factory=ServeOptions)
-    host: str = "127.0.0.1"
-    port: int = 8000
-    graceful_seconds: float = 30.0
-    log_level: str = "info"
-    json_logs: bool = False
+__all__ = [
+    "Agent",
+    "AgentConfig",
+    "HealthReport",
+    "ServeOptions",
+    "ServerConfig",
+    "Thresholds",
+    "create_app",
+    "run_server",
+]
 
 
 class JsonLogFormatter(logging.Formatter):

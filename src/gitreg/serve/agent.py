@@ -18,21 +18,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gitreg import manifest as mf
 from gitreg.errors import DigestMismatch, GitregError, MetadataError, VersionNotFound
 from gitreg.gitrepo import GitRepo
+from gitreg.serve.cache import BundleCache
+from gitreg.serve.config import AgentConfig
 from gitreg.serve.metrics import Metrics
-from gitreg.serve.slots import ModelSlot, Served, Thresholds
+from gitreg.serve.slots import ModelSlot, Served
 
 log = logging.getLogger("gitreg.serve")
 
@@ -45,25 +44,6 @@ class Rejected(GitregError):
 class CacheFull(GitregError):
     """The bundle would push the cache past --cache-max-bytes even after evicting every bundle
     not being served: retried on each sync (space frees up when served versions change)."""
-
-
-@dataclass
-class AgentConfig:
-    repo: str
-    cache: Path
-    branch: str = "main"
-    models: list[str] = field(default_factory=list)  # empty: every model with a production stage
-    poll: float = 30.0
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    seed: int | None = None
-    threads: int | None = None
-    smoke_test: bool = True
-    load_timeout: float = 120.0
-    load_memory_mb: int = 8192
-    max_backoff: float = 300.0
-    allow_architectures: list[str] = field(default_factory=list)  # besides models.yaml's policy
-    cache_max_bytes: int | None = None  # bundles/ stays under this (unserved bundles evicted first)
-    require_signed: bool = False  # refuse tags whose signature does not verify, whatever the policy
 
 
 @dataclass
@@ -99,6 +79,7 @@ class Agent:
         self._loader = loader
         self._bundle_of: dict[tuple[str, str], Path] = {}  # (model, version) -> its cached folder
         self._policy = mf.LoadPolicy()  # models.yaml's `policy:` on the followed branch
+        self.cache = BundleCache(config.cache / "bundles")
         for name in config.models:
             self._slot(name)
 
@@ -116,6 +97,31 @@ class Agent:
     def wake(self) -> None:
         """Sync now (a webhook said the remote changed)."""
         self._wake.set()
+
+    def slot(self, name: str) -> ModelSlot | None:
+        """The slot of a followed model, or None."""
+        return self.slots.get(name)
+
+    def default_model(self) -> str | None:
+        """The model ``/predict`` answers for: the only (or first) followed one."""
+        return next(iter(self.slots), None)
+
+    def waiting(self) -> list[str]:
+        """Followed models with nothing loaded yet."""
+        return [n for n, s in self.slots.items() if s.production is None and s.canary is None]
+
+    def publish(self, slot: ModelSlot) -> None:
+        """Make the served-version metric say what ``slot`` serves (after a swap or a fallback)."""
+        self.metrics.set_served(
+            slot.name,
+            {
+                "production": slot.production.version if slot.production else None,
+                "canary": slot.canary.version if slot.canary else None,
+                "previous": slot.previous.version if slot.previous else None,
+            },
+        )
+
+    _publish = publish
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -218,7 +224,7 @@ class Agent:
                 slot.last_error = _line(e)
                 self.metrics.load_failures.labels(model=name).inc()
                 transient.append(f"{name}: {_line(e)}")
-            self._publish(slot)
+            self.publish(slot)
         if transient:
             raise GitregError("; ".join(transient))
 
@@ -261,23 +267,12 @@ class Agent:
                 f"{version} is not served: {reason}", "fix the bundle and change models.yaml"
             ) from None
 
-    def _publish(self, slot: ModelSlot) -> None:
-        self.metrics.set_served(
-            slot.name,
-            {
-                "production": slot.production.version if slot.production else None,
-                "canary": slot.canary.version if slot.canary else None,
-                "previous": slot.previous.version if slot.previous else None,
-            },
-        )
-
     # -- loading one version -------------------------------------------------------------------
     def bundle_dir(self, files: list[Any]) -> Path:
         """Content-addressed: the same bytes share one folder, whatever the version name."""
-        key = hashlib.sha256("\n".join(sorted(f"{f.path}:{f.md5}" for f in files)).encode()).hexdigest()[:32]
-        return self.config.cache / "bundles" / key
+        return self.cache.folder_for(files)
 
-    def _make_room(self, target: Path, needed: int) -> None:
+    def _make_room(self, needed: int) -> None:
         """Keep bundles/ under --cache-max-bytes: evict the least recently used bundles that no
         slot serves (production, canary, previous); refuse the pull if that is not enough."""
         limit = self.config.cache_max_bytes
@@ -294,19 +289,7 @@ class Agent:
             for s in (slot.production, slot.canary)
             if s is not None
         }
-        cached = sorted(
-            (p for p in target.parent.iterdir() if p.is_dir() and not p.name.startswith(".")),
-            key=lambda p: p.stat().st_mtime,
-        )
-        used = sum(_folder_bytes(p) for p in cached)
-        for folder in cached:
-            if used + needed <= limit:
-                break
-            if folder in in_use:
-                continue
-            used -= _folder_bytes(folder)
-            shutil.rmtree(folder, ignore_errors=True)
-            log.info("cache: evicted %s to make room for %d bytes", folder.name, needed)
+        used = self.cache.evict_for(needed, limit, {p for p in in_use if p is not None})
         if used + needed > limit:
             raise CacheFull(
                 f"the cache cannot take {needed} more bytes: {used} of --cache-max-bytes {limit} "
@@ -316,7 +299,7 @@ class Agent:
 
     def _load(self, reg: Any, model: str, version: str) -> Served:
         from gitreg import validate
-        from gitreg.bundles import md5_file, policy_file
+        from gitreg.bundles import policy_file
         from gitreg.metadata import parse_metadata
 
         info = reg.get(version)
@@ -337,20 +320,11 @@ class Agent:
         name = policy_file(f.path for f in info.files)
         if name is None:
             raise Rejected("the bundle has no policy.pt or policy.safetensors")
-        target = self.bundle_dir(info.files)
-        if target.exists():
-            for f in info.files:  # the cache is disk: re-verify before trusting it
-                path = target / f.path
-                if not path.is_file() or md5_file(path)[0] != f.md5:
-                    shutil.rmtree(target)
-                    break
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._make_room(target, total)
-            with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pull-") as tmp:
-                reg.pull(version, Path(tmp) / "bundle")
-                (Path(tmp) / "bundle").rename(target)
-        os.utime(target)  # least recently used goes first when the cache is full
+        target = self.cache.folder_for(info.files)
+        if not self.cache.holds(target, info.files):  # the cache is disk: re-verified each time
+            self._make_room(total)
+            self.cache.fill(target, lambda dest: reg.pull(version, dest))
+        self.cache.touch(target)
         self._bundle_of[(model, version)] = target
         meta = parse_metadata((target / "metadata.json").read_bytes())
         policy_path = target / name
@@ -404,10 +378,6 @@ class Agent:
             input_shape=meta.input_shape,
             load_seconds=time.perf_counter() - t0,
         )
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def _line(e: BaseException) -> str:

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from json import dumps, loads
 from time import perf_counter
 from typing import Any
@@ -28,21 +26,16 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from gitreg.serve.agent import Agent
+from gitreg.serve.config import MAX_WEBHOOK_BYTES, ServeOptions
+from gitreg.serve.health import build_report, iso, redact
 from gitreg.serve.metrics import Metrics
 from gitreg.serve.runtime import BadInput, check_inputs
 from gitreg.serve.slots import ModelSlot, NotServing, Served
 
-MAX_WEBHOOK_BYTES = 1 << 20
+__all__ = ["MAX_WEBHOOK_BYTES", "ServeOptions", "create_app", "health_report", "redact"]
+
 INLINE_SECONDS = 0.0005  # a forward pass expected to take less runs on the event loop
 EWMA_WEIGHT = 0.1  # of the latest forward pass in a version's running estimate
-
-
-@dataclass
-class ServeOptions:
-    token: str | None = None
-    webhook_secret: str | None = None
-    max_batch: int = 1024
-    stale_after: float | None = None  # seconds without a successful sync before /health degrades
 
 
 class PredictRequest(BaseModel):
@@ -192,10 +185,10 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
         event = slot.record(served, ok, elapsed)
         if event is not None:
             metrics.fallbacks.labels(model=slot.name, role=event.role).inc()
-            agent._publish(slot)
+            agent.publish(slot)
 
     async def run(model: str, request: Request) -> Response:
-        slot = agent.slots.get(model)
+        slot = agent.slot(model)
         if slot is None:
             raise HTTPException(404, f"model {model!r} is not served here (see /models)")
         inputs = _read_inputs(request.headers.get("content-type"), await request.body())
@@ -221,9 +214,10 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
         """Predict with the only (or first) followed model."""
         if opts.token is not None:
             authorize(request.headers.get("authorization"))
-        if not agent.slots:
+        model = agent.default_model()
+        if model is None:
             raise HTTPException(503, "no model is followed yet (see /health)")
-        return await run(next(iter(agent.slots)), request)
+        return await run(model, request)
 
     @app.post("/models/{model}/predict", **PREDICT_ROUTE)
     async def predict_model(model: str, request: Request) -> Response:
@@ -233,14 +227,16 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
         return await run(model, request)
 
     @app.get("/health")
-    def health() -> JSONResponse:
-        """ok or degraded; per model the served and wanted versions, last sync, last error."""
-        return JSONResponse(health_report(agent, opts))
+    def health() -> Response:
+        """ok or degraded; per model the served and wanted versions, last sync, last error.
+        The body is a ``gitreg.serve.health.HealthReport``."""
+        body = build_report(agent, opts.stale_after).model_dump_json()
+        return Response(body, media_type="application/json")
 
     @app.get("/ready")
     def ready() -> JSONResponse:
         """200 once every followed model serves something."""
-        waiting = [n for n, s in agent.slots.items() if s.production is None and s.canary is None]
+        waiting = agent.waiting()
         if not agent.slots or waiting:
             return JSONResponse({"ready": False, "waiting": waiting}, status_code=503)
         return JSONResponse({"ready": True})
@@ -255,7 +251,7 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
                 role: {
                     "version": s.version,
                     "commit": s.commit,
-                    "loaded_at": _iso(s.loaded_at),
+                    "loaded_at": iso(s.loaded_at),
                     "metadata": s.metadata,
                     **({"traffic": slot.canary_traffic} if role == "canary" else {}),
                 }
@@ -301,68 +297,6 @@ def _signed(request: Request, body: bytes, secret: str) -> bool:
     return False
 
 
-def redact(url: str) -> str:
-    """A remote URL without its credentials (https://user:token@host/… -> https://***@host/…)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.scheme and "@" in parts.netloc:
-        return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
-    return url
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
-
-
 def health_report(agent: Agent, opts: ServeOptions) -> dict[str, Any]:
-    st = agent.state
-    models: dict[str, Any] = {}
-    degraded = st.last_error is not None or st.last_sync is None
-    if opts.stale_after and st.last_sync and time.time() - st.last_sync > opts.stale_after:
-        degraded = True
-    for name, slot in agent.slots.items():
-        served = slot.production.version if slot.production else None
-        canary = slot.canary.version if slot.canary else None
-        ok = served == slot.wanted_production and canary == slot.wanted_canary and slot.last_error is None
-        degraded = degraded or not ok
-        stats = {}
-        for s in slot.served_versions():
-            vs = slot.stats.get(s.version)
-            if vs is not None:
-                n, err, p99 = vs.snapshot()
-                stats[s.version] = {"requests": vs.total, "window": n, "error_rate": err, "p99_ms": p99}
-        models[name] = {
-            "served": served,
-            "wanted": slot.wanted_production,
-            "canary": {"served": canary, "wanted": slot.wanted_canary, "traffic": slot.canary_traffic},
-            "previous": slot.previous.version if slot.previous else None,
-            "last_error": slot.last_error,
-            "rejected": dict(slot.rejected),
-            "fallbacks": [
-                {
-                    "version": f.version,
-                    "role": f.role,
-                    "reason": f.reason,
-                    "at": _iso(f.at),
-                    "restored": f.restored,
-                }
-                for f in slot.fallbacks
-            ],
-            "stats": stats,
-        }
-    return {
-        "status": "degraded" if degraded else "ok",
-        "repo": redact(agent.config.repo),
-        "branch": agent.config.branch,
-        "commit": st.commit,
-        "last_sync": _iso(st.last_sync),
-        "last_attempt": _iso(st.last_attempt),
-        "last_error": st.last_error,
-        "sync_failures": st.failures,
-        "models": models,
-    }
+    """The /health body as a plain dict (what the JSON decodes to); typed: ``health.build_report``."""
+    return build_report(agent, opts.stale_after).model_dump(mode="json")
