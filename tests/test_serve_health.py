@@ -38,6 +38,7 @@ MODEL = {
     "rejected",
     "fallbacks",
     "stats",
+    "input_shapes",
 }
 
 

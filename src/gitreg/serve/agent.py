@@ -353,6 +353,7 @@ class Agent:
             if report.kind != kind:
                 raise Rejected(f"the sandboxed load read {name} as {report.kind}, not {kind}")
         t0 = time.perf_counter()
+        input_shape = meta.input_shape
         if self._loader is not None:
             loaded = self._loader(policy_path, meta)
         else:
@@ -366,6 +367,7 @@ class Agent:
                         policy_path, str(meta.architecture), meta.architecture_kwargs,
                         meta.input_shape, allowed, self.config.threads,
                     )  # fmt: skip
+                input_shape = loaded.learn_input_shape()  # metadata's, else the model's own
                 loaded.warm_up()
             except Exception as e:
                 raise Rejected(f"load or warm-up failed: {_line(e)}") from None
@@ -375,7 +377,7 @@ class Agent:
             commit=info.commit,
             predict=loaded.predict,
             metadata=json.loads((target / "metadata.json").read_bytes()),
-            input_shape=meta.input_shape,
+            input_shape=input_shape,
             load_seconds=time.perf_counter() - t0,
         )
 

@@ -29,7 +29,7 @@ from gitreg.serve.agent import Agent
 from gitreg.serve.config import MAX_WEBHOOK_BYTES, ServeOptions
 from gitreg.serve.health import build_report, iso, redact
 from gitreg.serve.metrics import Metrics
-from gitreg.serve.runtime import BadInput, check_inputs
+from gitreg.serve.runtime import BadInput, as_batch, check_inputs
 from gitreg.serve.slots import ModelSlot, NotServing, Served
 
 __all__ = ["MAX_WEBHOOK_BYTES", "ServeOptions", "create_app", "health_report", "redact"]
@@ -156,16 +156,19 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
             h = hot.setdefault((model, version), _Hot(metrics, model, version))
         return h
 
-    def infer(slot: ModelSlot, served: Served, h: _Hot, inputs: list[Any]) -> bytes:
-        """Run the model, count and time the request; the response body. Inline or in a worker."""
+    def infer(slot: ModelSlot, served: Served, h: _Hot, inputs: list[Any], single: bool = False) -> bytes:
+        """Run the model, count and time the request; the response body. Inline or in a worker.
+        Only here, on inputs that fit, does a failure count against the version (a model fault)."""
         t0 = perf_counter()
         try:
             outputs = served.predict(inputs)
+            if single:
+                outputs = outputs[0]
         except Exception as e:
             elapsed = perf_counter() - t0
             h.error.inc()
             judge(slot, served, False, elapsed)
-            raise HTTPException(500, f"{served.version} failed: {type(e).__name__}: {str(e)[:200]}") from None
+            raise HTTPException(500, f"{served.version} failed on these inputs: {one_line(e)}") from None
         elapsed = perf_counter() - t0
         h.ok.inc()
         h.latency.observe(elapsed)
@@ -197,16 +200,17 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
         except NotServing:
             raise HTTPException(503, f"{model} has no version loaded yet (see /health)") from None
         h = hot_path(model, served.version)
+        inputs, single = as_batch(inputs, served.input_shape)
         try:
             check_inputs(inputs, served.input_shape, opts.max_batch)
-        except BadInput as e:
+        except BadInput as e:  # the client's error: never counted against the version
             h.rejected.inc()
             raise HTTPException(422, str(e)) from None
         guess = served.predict_seconds
         if guess is not None and guess * len(inputs) <= INLINE_SECONDS:
-            body = infer(slot, served, h, inputs)  # quicker than a hop to a worker thread and back
+            body = infer(slot, served, h, inputs, single)  # quicker than a hop to a worker and back
         else:
-            body = await run_in_threadpool(infer, slot, served, h, inputs)
+            body = await run_in_threadpool(infer, slot, served, h, inputs, single)
         return Response(body, media_type="application/json")
 
     @app.post("/predict", **PREDICT_ROUTE)
@@ -253,6 +257,7 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
                     "commit": s.commit,
                     "loaded_at": iso(s.loaded_at),
                     "metadata": s.metadata,
+                    "input_shape": s.input_shape,  # one observation; None: any width
                     **({"traffic": slot.canary_traffic} if role == "canary" else {}),
                 }
                 for role, s in roles.items()
@@ -295,6 +300,18 @@ def _signed(request: Request, body: bytes, secret: str) -> bool:
     if token:
         return hmac.compare_digest(token.encode(), secret.encode())
     return False
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line: its type and last non-blank line (a TorchScript error carries
+    the interpreter's traceback above the message), no longer than 200 characters."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    import re
+
+    text = lines[-1] if lines else ""
+    if not re.match(r"[\w.]*(Error|Exception)\b", text):  # the last line already names its type
+        text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return text[:200]
 
 
 def health_report(agent: Agent, opts: ServeOptions) -> dict[str, Any]:

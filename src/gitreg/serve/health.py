@@ -49,6 +49,9 @@ class ModelHealth(BaseModel):
     rejected: dict[str, str] = Field(default_factory=dict)  # version -> why it is not served
     fallbacks: list[FallbackReport] = Field(default_factory=list)
     stats: dict[str, VersionStatsReport] = Field(default_factory=dict)  # per served version
+    # per served version: the shape of one observation (metadata's, else learned from the
+    # model at load time); None: the model takes any width
+    input_shapes: dict[str, list[int] | None] = Field(default_factory=dict)
 
 
 class HealthReport(BaseModel):
@@ -100,6 +103,7 @@ def build_report(agent: Agent, stale_after: float | None = None) -> HealthReport
                 for f in list(slot.fallbacks)
             ],
             stats=stats,
+            input_shapes={s.version: s.input_shape for s in slot.served_versions()},
         )
     return HealthReport(
         status="degraded" if degraded else "ok",
