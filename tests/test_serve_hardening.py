@@ -5,13 +5,18 @@ remote and TorchScript bundles are test_serve_e2e's fixtures."""
 from __future__ import annotations
 
 import io
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 import test_serve_e2e as e2e
-from test_serve_e2e import Server, expected_outputs, promote, register, wait_until
+from test_serve_e2e import ROW, Server, expected_outputs, promote, register, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -110,3 +115,155 @@ def test_wrong_width_floods_are_422_and_leave_the_new_version_serving(registry, 
     assert server.metric("gitreg_requests_total", model="policy", version=V2, outcome="error") == 1
     m = server.model()  # a model fault counts (1 of 3 requests, under --min-requests: not judged yet)
     assert m["served"] == V2 and m["stats"][V2]["requests"] == 3
+
+
+# == (b) bounded by construction ==================================================================
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@dataclass
+class Steady:
+    """One client predicting in a loop: (status, seconds) per request."""
+
+    url: str
+    results: list[tuple[int, float]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Steady:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(60)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=60) as c:
+            while not self._stop.is_set() and len(self.results) < 100_000:
+                t0 = time.perf_counter()
+                try:
+                    code = c.post(self.url + "/predict", json={"inputs": ROW}).status_code
+                except httpx.HTTPError:
+                    code = -1
+                self.results.append((code, time.perf_counter() - t0))
+
+
+def huge_request(port: int, head: bytes, chunk: bytes, total: int) -> tuple[bytes, float]:
+    """Send ``head`` then ``chunk`` after ``chunk`` (up to ``total`` bytes) while reading the
+    answer; (the answer's first bytes, seconds until they came)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sent = {"n": 0}
+
+    def send() -> None:
+        try:
+            sock.sendall(head)
+            while sent["n"] < total:
+                sock.sendall(chunk)
+                sent["n"] += len(chunk)
+        except OSError:  # the server answered and closed: that is the point
+            pass
+
+    t0 = time.perf_counter()
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    answer = b""
+    try:
+        while b"\r\n\r\n" not in answer:
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    except OSError:
+        pass
+    elapsed = time.perf_counter() - t0
+    sock.close()
+    sender.join(30)
+    assert sent["n"] < total, "the server read the whole body"
+    return answer, elapsed
+
+
+def test_a_200_mb_body_is_a_fast_413_while_another_client_keeps_answering(
+    registry, remote, make_bundle, serve
+):
+    register(registry, make_bundle(1), V1)
+    promote(registry, V1)
+    server = serve(remote, "--poll", "0.5")
+    size = 200 * 1024 * 1024
+    mib = b"[" + b"0.5," * (256 * 1024 - 1) + b"0.5]"  # one MiB of JSON-ish bytes
+    rss_before = rss_mb(server.proc.pid)
+    with Steady(server.url) as steady:
+        wait_until(lambda: len(steady.results) >= 20, "a steady client", 30, server)
+        mark = len(steady.results)
+        head = (
+            "POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {size}\r\n\r\n"
+        ).encode()
+        answer, took = huge_request(server.port, head, mib, size)
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        assert took < 5, took
+        chunked = b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        chunked += b"Transfer-Encoding: chunked\r\n\r\n"
+        frame = b"%x\r\n" % len(mib) + mib + b"\r\n"
+        answer, took = huge_request(server.port, chunked, frame, size)  # no length: counted as it streams
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        assert took < 5, took
+        r = httpx.post(server.url + "/predict", content=mib * 2, headers={"content-type": "application/json"})
+        assert r.status_code == 413 and str(1 << 20) in r.json()["detail"]
+        wait_until(lambda: len(steady.results) >= mark + 20, "more steady answers", 30, server)
+    during = steady.results[mark:]
+    assert {code for code, _ in steady.results} == {200}
+    assert max(t for _, t in during) < 3.0, max(during)
+    assert rss_mb(server.proc.pid) - rss_before < 100, (rss_before, rss_mb(server.proc.pid))
+    r = server.predict()
+    assert r.status_code == 200 and r.json()["version"] == V1
+
+
+def is_closed(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1, socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def test_500_idle_connections_are_capped_and_closed_while_a_client_succeeds(
+    registry, remote, make_bundle, serve
+):
+    register(registry, make_bundle(1), V1)
+    promote(registry, V1)
+    header_timeout = 8.0
+    server = serve(
+        remote, "--poll", "5", "--max-connections", "100", "--limit-concurrency", "150",
+        "--header-timeout", str(header_timeout),
+    )  # fmt: skip
+    idle: list[socket.socket] = []
+    try:
+        t0 = time.monotonic()
+        for _ in range(500):  # connect and say nothing
+            idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+        loris = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        loris.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
+        codes = [server.predict().status_code for _ in range(10)]  # fresh connections, each
+        assert time.monotonic() - t0 < header_timeout, "too slow to test the cap before the timeout"
+        assert codes == [200] * 10, codes  # past --limit-concurrency if idle sockets counted
+        # the cap closed the oldest idle ones at once (not waiting for the timeout)
+        closed_early = sum(map(is_closed, idle))
+        assert closed_early >= 390, closed_early
+        # the rest, and the half-sent head, go at --header-timeout
+        wait_until(
+            lambda: all(map(is_closed, idle)) and is_closed(loris), "every idle socket closed", 60, server
+        )
+        assert time.monotonic() - t0 >= header_timeout * 0.9 or closed_early == 500
+        assert server.predict().status_code == 200
+        assert server.get("/ready").status_code == 200
+    finally:
+        for s in idle:
+            s.close()

@@ -51,6 +51,8 @@ def run_server(config: ServerConfig) -> None:
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from gitreg.serve.connections import guarded_protocol
+
     agent = Agent(config.agent)
     app = create_app(agent, config.options)
     server = uvicorn.Server(
@@ -62,6 +64,11 @@ def run_server(config: ServerConfig) -> None:
             timeout_graceful_shutdown=int(config.graceful_seconds),
             access_log=False,
             log_config=None,  # uvicorn logs through the handler above (plain or JSON)
+            http=guarded_protocol(config.header_timeout, config.max_connections),
+            limit_concurrency=config.limit_concurrency,
+            timeout_keep_alive=max(1, round(config.timeout_keep_alive)),
+            h11_max_incomplete_event_size=config.max_header_bytes,
+            backlog=config.backlog,
         )
     )
     # Once shut down gracefully, uvicorn re-raises the SIGTERM it caught, under the handler it

@@ -35,6 +35,7 @@ from gitreg.serve.slots import ModelSlot, NotServing, Served
 __all__ = ["MAX_WEBHOOK_BYTES", "ServeOptions", "create_app", "health_report", "redact"]
 
 INLINE_SECONDS = 0.0005  # a forward pass expected to take less runs on the event loop
+PARSE_INLINE_BYTES = 64 * 1024  # a larger body is parsed and checked in a worker thread
 EWMA_WEIGHT = 0.1  # of the latest forward pass in a version's running estimate
 
 
@@ -95,6 +96,22 @@ class _Hot:
         self.rejected = metrics.requests.labels(model=model, version=version, outcome="rejected")
         self.latency = metrics.latency.labels(model=model, version=version)
         self.tail = f',"model":{dumps(model)},"version":{dumps(version)}}}'.encode()
+
+
+async def read_body(request: Request, limit: int, what: str) -> bytes:
+    """The request body, or a 413 as soon as it is known to be over ``limit`` bytes: from its
+    Content-Length before a byte is read, else while a chunked body streams in."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise HTTPException(413, f"{what} is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"{what} is larger than {limit} bytes")
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _read_inputs(content_type: str | None, raw: bytes) -> list[Any]:
@@ -194,7 +211,11 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
         slot = agent.slot(model)
         if slot is None:
             raise HTTPException(404, f"model {model!r} is not served here (see /models)")
-        inputs = _read_inputs(request.headers.get("content-type"), await request.body())
+        raw = await read_body(request, opts.max_body_bytes, "the /predict body")
+        if len(raw) > PARSE_INLINE_BYTES:  # a big body is parsed off the event loop
+            inputs = await run_in_threadpool(_read_inputs, request.headers.get("content-type"), raw)
+        else:
+            inputs = _read_inputs(request.headers.get("content-type"), raw)
         try:
             served: Served = slot.route()
         except NotServing:
@@ -275,14 +296,7 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
     @app.post("/hooks/git", status_code=202)
     async def webhook(request: Request) -> dict[str, Any]:
         """Sync now. With a secret: GitHub's X-Hub-Signature-256 or GitLab's X-Gitlab-Token."""
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_WEBHOOK_BYTES:
-            raise HTTPException(413, f"webhook body larger than {MAX_WEBHOOK_BYTES} bytes")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_WEBHOOK_BYTES:
-                raise HTTPException(413, f"webhook body larger than {MAX_WEBHOOK_BYTES} bytes")
+        body = await read_body(request, MAX_WEBHOOK_BYTES, "webhook body")
         if opts.webhook_secret is not None and not _signed(request, body, opts.webhook_secret):
             raise HTTPException(401, "bad or missing webhook signature")
         agent.wake()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_WEBHOOK_BYTES = 1 << 20  # a webhook delivery larger than this is a 413
+MAX_BODY_BYTES = 1 << 20  # default --max-body-bytes: a /predict body larger is a 413
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class ServeOptions:
     token: str | None = None
     webhook_secret: str | None = None
     max_batch: int = 1024
+    max_body_bytes: int = MAX_BODY_BYTES  # 413 past this, from Content-Length or while streaming
     stale_after: float | None = None  # seconds without a successful sync before /health degrades
 
 
@@ -61,3 +63,10 @@ class ServerConfig:
     graceful_seconds: float = 30.0
     log_level: str = "info"
     json_logs: bool = False
+    # connection limits (uvicorn's settings, plus connections.guarded_protocol)
+    max_connections: int = 1000  # past it a new connection closes the oldest idle one
+    limit_concurrency: int = 1100  # connections + requests in progress past which uvicorn answers 503
+    timeout_keep_alive: float = 5.0  # an idle keep-alive connection is closed after this
+    header_timeout: float = 10.0  # a request head must arrive complete within this of connecting
+    max_header_bytes: int = 16 * 1024  # a larger request head is a 400 (h11_max_incomplete_event_size)
+    backlog: int = 2048  # connections the kernel queues before accept
