@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 import test_serve_e2e as e2e
+from conftest import git
 from test_serve_e2e import ROW, Server, expected_outputs, promote, register, wait_until
 
 pytestmark = pytest.mark.slow
@@ -25,6 +26,7 @@ remote = e2e.remote
 
 V1 = "v2025-07-01--10h00"
 V2 = "v2025-07-02--10h00"
+V3 = "v2025-07-03--10h00"
 JUDGE_SOON = ("--min-requests", "10", "--window", "50", "--max-error-rate", "0.05", "--max-p99-ms", "600000")
 
 
@@ -267,3 +269,44 @@ def test_500_idle_connections_are_capped_and_closed_while_a_client_succeeds(
     finally:
         for s in idle:
             s.close()
+
+
+# == (c) the manifest follows the branch ==========================================================
+def test_a_model_removed_from_models_yaml_is_unloaded_and_ready_is_200_again(
+    registry, remote, make_bundle, serve
+):
+    register(registry, make_bundle(1), V1)
+    promote(registry, V1)
+    server = serve(remote, "--poll", "0.5")
+    before = registry.manifest_path.read_text()
+    # add a model whose production version never loads (as in the finding), and one that does
+    registry.register(make_bundle(2, policy=b"\x00not a model\xff" * 64), "broken", version=V2, push=True)
+    registry.register(make_bundle(3), "other", version=V3, push=True)
+    promote(registry, V2)
+    promote(registry, V3)
+    h = wait_until(
+        lambda: (
+            (h := server.health())["models"].get("other", {}).get("served") == V3
+            and V2 in h["models"].get("broken", {}).get("rejected", {})
+            and h
+        ),
+        "other served, broken rejected",
+        120,
+        server,
+    )
+    assert set(h["models"]) == {"policy", "broken", "other"}
+    r = server.get("/ready")
+    assert r.status_code == 503 and r.json()["waiting"] == ["broken"]
+    assert server.metric("gitreg_served_version_info", model="other", role="production", version=V3) == 1
+
+    registry.manifest_path.write_text(before)  # the revert
+    git(registry.root, "commit", "-qam", "revert: drop broken and other")
+    git(registry.root, "push", "-q", "origin", "HEAD:main")
+    wait_until(lambda: server.get("/ready").status_code == 200, "/ready 200 after the revert", 120, server)
+    h = wait_until(lambda: (h := server.health())["status"] == "ok" and h, "healthy", 60, server)
+    assert set(h["models"]) == {"policy"}, h
+    assert set(server.get("/models").json()) == {"policy"}
+    assert server.metric("gitreg_served_version_info", model="other", role="production", version=V3) == 0
+    r = httpx.post(server.url + "/models/other/predict", json={"inputs": ROW}, timeout=30)
+    assert r.status_code == 404
+    assert server.predict().json()["version"] == V1

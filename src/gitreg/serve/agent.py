@@ -137,8 +137,23 @@ class Agent:
     def _slot(self, name: str) -> ModelSlot:
         slot = self.slots.get(name)
         if slot is None:
-            slot = self.slots[name] = ModelSlot(name, self.config.thresholds, self._rng)
+            slot = ModelSlot(name, self.config.thresholds, self._rng)
+            # copy on write: the app iterates the dict it read while the agent changes the set
+            self.slots = {**self.slots, name: slot}
         return slot
+
+    def _unfollow(self, names: set[str]) -> None:
+        """Models gone from models.yaml: unloaded (their versions are freed once the requests
+        holding them finish), gone from /ready, /health and the served-version metric, and
+        their bundles no longer kept from eviction."""
+        if not names:
+            return
+        self.slots = {n: s for n, s in self.slots.items() if n not in names}
+        for name in names:
+            self._seen_entries.pop(name, None)
+            self.metrics.set_served(name, {})
+            log.info("%s: no longer in models.yaml on %s: unloaded", name, self.config.branch)
+        self._bundle_of = {k: v for k, v in self._bundle_of.items() if k[0] not in names}
 
     # -- one sync ------------------------------------------------------------------------------
     def sync_once(self) -> None:
@@ -197,6 +212,8 @@ class Agent:
         followed = self.config.models or [
             name for name, entry in manifest.model.models.items() if entry.stages.get("production")
         ]
+        if not self.config.models:  # following what models.yaml names: it may name fewer now
+            self._unfollow(set(self.slots) - set(followed))
         transient: list[str] = []
         for name in followed:
             slot = self._slot(name)
