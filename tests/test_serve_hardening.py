@@ -4,7 +4,12 @@ remote and TorchScript bundles are test_serve_e2e's fixtures."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import io
+import json
+import math
 import socket
 import threading
 import time
@@ -17,7 +22,7 @@ import pytest
 
 import test_serve_e2e as e2e
 from conftest import git
-from test_serve_e2e import ROW, Server, expected_outputs, promote, register, wait_until
+from test_serve_e2e import ROW, Server, expected_outputs, head_of, promote, register, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -310,3 +315,63 @@ def test_a_model_removed_from_models_yaml_is_unloaded_and_ready_is_200_again(
     r = httpx.post(server.url + "/models/other/predict", json={"inputs": ROW}, timeout=30)
     assert r.status_code == 404
     assert server.predict().json()["version"] == V1
+
+
+# == (d) webhooks =================================================================================
+def standard_headers(secret: str, msg_id: str, body: bytes, stamp: int | None = None) -> dict[str, str]:
+    """Standard Webhooks (standardwebhooks.com): v1,base64(HMAC-SHA256(id.timestamp.body))."""
+    stamp = int(time.time()) if stamp is None else stamp
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    sig = base64.b64encode(hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest())
+    return {"webhook-id": msg_id, "webhook-timestamp": str(stamp), "webhook-signature": f"v1,{sig.decode()}"}
+
+
+def test_a_replayed_delivery_triggers_one_fetch_and_a_burst_is_coalesced(
+    registry, remote, make_bundle, serve
+):
+    secret = "whsec_" + base64.b64encode(b"k" * 24).decode()
+    register(registry, make_bundle(1), V1)
+    register(registry, make_bundle(2), V2)
+    promote(registry, V1)
+    server = serve(
+        remote, "--poll", "3600", "--webhook-secret-env", "HOOK_SECRET", env={"HOOK_SECRET": secret}
+    )
+    hook = server.url + "/hooks/git"
+    hooks = lambda: server.metric("gitreg_syncs_total", trigger="hook")  # noqa: E731
+    assert hooks() == 0 and server.metric("gitreg_syncs_total", trigger="start") == 1
+
+    body = json.dumps({"ref": "refs/heads/main", "after": head_of(remote)}).encode()
+    old = standard_headers(secret, "msg_old", body, stamp=int(time.time()) - 3600)
+    assert httpx.post(hook, content=body, headers=old, timeout=30).status_code == 401  # too old
+    forged = {**standard_headers(secret, "msg_1", body), "webhook-id": "msg_2"}
+    assert httpx.post(hook, content=body, headers=forged, timeout=30).status_code == 401  # id not signed
+
+    promote(registry, V2)
+    signed = standard_headers(secret, "msg_1", body)
+    with httpx.Client(timeout=30) as c:
+        answers = [c.post(hook, content=body, headers=signed).json()["sync"] for _ in range(100)]  # a replay
+    assert answers[0] == "scheduled" and set(answers[1:]) == {"duplicate delivery: ignored"}
+    wait_until(lambda: server.model()["served"] == V2, "V2 after the hook", 90, server)
+    github = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    for _ in range(20):  # a GitHub delivery replayed: its X-GitHub-Delivery is the same
+        headers = {"X-Hub-Signature-256": f"sha256={github}", "X-GitHub-Delivery": "d-1"}
+        assert httpx.post(hook, content=body, headers=headers, timeout=30).status_code in (200, 202)
+    # one fresh delivery afterwards flushes the pipeline: exactly two hook-triggered fetches in all
+    fresh = standard_headers(secret, "msg_3", body)
+    assert httpx.post(hook, content=body, headers=fresh, timeout=30).json()["sync"] == "scheduled"
+    wait_until(lambda: hooks() >= 3, "the fresh deliveries fetched", 30, server)
+    assert hooks() == 3, hooks()  # msg_1 once, d-1 once, msg_3 once
+
+    # a burst of distinct deliveries: one fetch at once, then at most one per 2 s (the agent's
+    # hook_interval) while it lasts, and a last one for the deliveries that came meanwhile
+    t0 = time.monotonic()
+    with httpx.Client(timeout=30) as c:
+        for i in range(100):
+            r = c.post(hook, content=body, headers=standard_headers(secret, f"burst-{i}", body))
+            assert r.status_code == 202
+    took = time.monotonic() - t0
+    wait_until(lambda: hooks() >= 4, "the burst fetched", 30, server)
+    fresh = standard_headers(secret, "msg_last", body)
+    assert httpx.post(hook, content=body, headers=fresh, timeout=30).status_code == 202
+    wait_until(lambda: hooks() >= 5, "the last delivery fetched", 30, server)
+    assert hooks() - 3 <= 2 + math.ceil(took / 2.0), (hooks(), took)  # not 101

@@ -72,6 +72,7 @@ class Agent:
         self.slots: dict[str, ModelSlot] = {}
         self._rng = random.Random(config.seed)
         self._wake = threading.Event()
+        self._hook_pending = False
         self._stop = threading.Event()
         self._sync_lock = threading.Lock()
         self._seen_entries: dict[str, Any] = {}
@@ -94,8 +95,10 @@ class Agent:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def wake(self) -> None:
-        """Sync now (a webhook said the remote changed)."""
+    def wake(self, hook: bool = False) -> None:
+        """Sync now; ``hook``: a webhook said the remote changed (such syncs are rate-limited)."""
+        if hook:
+            self._hook_pending = True
         self._wake.set()
 
     def slot(self, name: str) -> ModelSlot | None:
@@ -124,15 +127,26 @@ class Agent:
     _publish = publish
 
     def _loop(self) -> None:
+        trigger = "start"
+        last_hook_sync = -float("inf")
         while not self._stop.is_set():
             try:
-                self.sync_once()
+                self.sync_once(trigger)
                 delay = self.config.poll
             except Exception as e:  # any failure: keep serving, say so, retry with backoff
                 delay = min(self.config.max_backoff, self.config.poll, 2.0 ** min(self.state.failures, 8))
                 log.warning("sync failed (%s); retrying in %.0f s", e, delay)
-            self._wake.wait(delay)
+            woke = self._wake.wait(delay)
+            if woke and self._hook_pending:
+                # at most one hook-triggered sync per hook_interval: deliveries meanwhile join it
+                rest = last_hook_sync + self.config.hook_interval - time.monotonic()
+                if rest > 0:
+                    self._stop.wait(rest)
             self._wake.clear()
+            trigger = "hook" if self._hook_pending else "wake" if woke else "poll"
+            self._hook_pending = False
+            if trigger == "hook":
+                last_hook_sync = time.monotonic()
 
     def _slot(self, name: str) -> ModelSlot:
         slot = self.slots.get(name)
@@ -156,9 +170,11 @@ class Agent:
         self._bundle_of = {k: v for k, v in self._bundle_of.items() if k[0] not in names}
 
     # -- one sync ------------------------------------------------------------------------------
-    def sync_once(self) -> None:
+    def sync_once(self, trigger: str = "call") -> None:
+        """Fetch the remote and converge; ``trigger`` (start, poll, hook, wake, call) is counted."""
         with self._sync_lock:
             self.state.last_attempt = time.time()
+            self.metrics.syncs.labels(trigger=trigger).inc()
             try:
                 self._sync()
             except Exception as e:

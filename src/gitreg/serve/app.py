@@ -12,7 +12,6 @@ serialized straight to bytes. The pydantic models below only document it in the 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +30,7 @@ from gitreg.serve.health import build_report, iso, redact
 from gitreg.serve.metrics import Metrics
 from gitreg.serve.runtime import BadInput, as_batch, check_inputs
 from gitreg.serve.slots import ModelSlot, NotServing, Served
+from gitreg.serve.webhooks import Deliveries, delivery_id, signed
 
 __all__ = ["MAX_WEBHOOK_BYTES", "ServeOptions", "create_app", "health_report", "redact"]
 
@@ -165,6 +165,7 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), opts.token.encode()):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
+    deliveries = Deliveries()
     hot: dict[tuple[str, str], _Hot] = {}  # per (model, version): metric children, JSON tail
 
     def hot_path(model: str, version: str) -> _Hot:
@@ -295,25 +296,18 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
 
     @app.post("/hooks/git", status_code=202)
     async def webhook(request: Request) -> dict[str, Any]:
-        """Sync now. With a secret: GitHub's X-Hub-Signature-256 or GitLab's X-Gitlab-Token."""
+        """Sync soon. With a secret: GitHub's X-Hub-Signature-256, GitLab's X-Gitlab-Token or a
+        Standard Webhooks signature. A replayed delivery id wakes nothing; a burst is one sync."""
         body = await read_body(request, MAX_WEBHOOK_BYTES, "webhook body")
-        if opts.webhook_secret is not None and not _signed(request, body, opts.webhook_secret):
+        if opts.webhook_secret is not None and not signed(request.headers, body, opts.webhook_secret):
             raise HTTPException(401, "bad or missing webhook signature")
-        agent.wake()
+        delivery = delivery_id(request.headers)
+        if delivery is not None and not deliveries.first(delivery):
+            return {"sync": "duplicate delivery: ignored"}
+        agent.wake(hook=True)
         return {"sync": "scheduled"}
 
     return app
-
-
-def _signed(request: Request, body: bytes, secret: str) -> bool:
-    sig = request.headers.get("x-hub-signature-256")
-    if sig:
-        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(sig.encode(), expected.encode())
-    token = request.headers.get("x-gitlab-token")
-    if token:
-        return hmac.compare_digest(token.encode(), secret.encode())
-    return False
 
 
 def one_line(e: BaseException) -> str:

@@ -39,6 +39,7 @@ class AgentConfig:
     allow_architectures: list[str] = field(default_factory=list)  # besides models.yaml's policy
     cache_max_bytes: int | None = None  # bundles/ stays under this (unserved bundles evicted first)
     require_signed: bool = False  # refuse tags whose signature does not verify, whatever the policy
+    hook_interval: float = 2.0  # at most one webhook-triggered sync per this many seconds
 
 
 @dataclass
