@@ -175,3 +175,19 @@ def _drop_canary(registry: Any) -> None:
     m.save(registry.manifest_path)
     git(registry.root, "commit", "-qam", "end the canary")
     git(registry.root, "push", "-q", "origin", "HEAD:main")
+
+
+def test_unfinished_pulls_count_in_the_cache_size_and_are_cleaned_at_start(tmp_path):
+    from gitreg.serve.cache import BundleCache
+
+    cache = BundleCache(tmp_path / "bundles")
+    assert cache.used_bytes() == 0 and cache.clean_stale() == 0  # no folder yet
+    (tmp_path / "bundles" / "k1").mkdir(parents=True)
+    (tmp_path / "bundles" / "k1" / "policy.pt").write_bytes(b"a" * 1000)
+    stale = tmp_path / "bundles" / ".pull-x1" / "bundle"
+    stale.mkdir(parents=True)
+    (stale / "policy.pt").write_bytes(b"b" * 500)
+    assert cache.used_bytes() == 1500  # what --cache-max-bytes holds the folder to
+    assert [p.name for p in cache.bundles()] == ["k1"]  # never evicted or served as a bundle
+    assert cache.clean_stale() == 500
+    assert cache.used_bytes() == 1000 and not stale.parent.exists()

@@ -375,3 +375,41 @@ def test_a_replayed_delivery_triggers_one_fetch_and_a_burst_is_coalesced(
     assert httpx.post(hook, content=body, headers=fresh, timeout=30).status_code == 202
     wait_until(lambda: hooks() >= 5, "the last delivery fetched", 30, server)
     assert hooks() - 3 <= 2 + math.ceil(took / 2.0), (hooks(), took)  # not 101
+
+
+# == (e) logs, honest health, stale temp folders ==================================================
+def test_json_logs_honest_health_and_stale_pulls_cleaned(
+    registry, remote, make_bundle, serve, dvc_remote, tmp_path
+):
+    register(registry, make_bundle(1), V1)
+    register(registry, make_bundle(2), V2)
+    promote(registry, V1)
+    # a pull killed half-way, left by an earlier agent on this cache (the CLI's folder per remote)
+    folder = (
+        tmp_path
+        / "cache-a"
+        / hashlib.sha1(str(remote.resolve()).encode(), usedforsecurity=False).hexdigest()[:12]
+    )
+    stale = folder / "bundles" / ".pull-killed" / "bundle"
+    stale.mkdir(parents=True)
+    (stale / "policy.pt").write_bytes(b"\0" * 50_000)
+    server = serve(remote, "--poll", "0.5", "--json")
+    assert not stale.parent.exists()
+
+    away = tmp_path / "dvc-remote-away"
+    dvc_remote.rename(away)  # the DVC remote is unreachable for a while
+    try:
+        promote(registry, V2)
+        m = wait_until(lambda: (m := server.model())["last_error"] and m, "the pull failing", 120, server)
+        assert m["served"] == V1 and m["wanted"] == V2 and V2 not in m["rejected"], m  # retried
+        assert "may be unreachable" in m["last_error"] and "re-register the bundle" not in m["last_error"], m
+        assert server.predict().json()["version"] == V1
+    finally:
+        away.rename(dvc_remote)
+    wait_until(lambda: server.model()["served"] == V2, "V2 once the remote is back", 120, server)
+
+    records = [json.loads(line) for line in server.log.read_text().splitlines() if line.strip()]
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    events = {(r.get("event"), r.get("model"), r.get("version")) for r in records}
+    assert {("serving", "policy", V1), ("serving", "policy", V2), ("load_failed", "policy", None)} <= events
+    assert any(r.get("event") == "cleaned" and "50000 bytes" in r["message"] for r in records)

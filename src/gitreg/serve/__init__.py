@@ -25,18 +25,26 @@ __all__ = [
 ]
 
 
+LOG_FIELDS = ("event", "model", "version", "role")
+
+
 class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message."""
+    """One JSON object per line: time, level, logger, message, and the event, model, version
+    and role a record names."""
 
     def format(self, record: logging.LogRecord) -> str:
         import json
 
-        data = {
+        data: dict[str, object] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key in LOG_FIELDS:  # given as logging's extra= by the agent and the app
+            value = getattr(record, key, None)
+            if value is not None:
+                data[key] = value
         if record.exc_info:
             data["error"] = self.formatException(record.exc_info)
         return json.dumps(data)
@@ -48,9 +56,14 @@ def run_server(config: ServerConfig) -> None:
 
     import uvicorn
 
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonLogFormatter()
+        if config.json_logs
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    logging.basicConfig(level=config.log_level.upper(), handlers=[handler], force=True)
+    logging.captureWarnings(True)  # library warnings are log records too (one JSON line each)
     from gitreg.serve.connections import guarded_protocol
 
     agent = Agent(config.agent)

@@ -15,6 +15,7 @@ bundle's size (max_bundle_bytes), the tag's signature (require_signed), TorchScr
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -86,6 +87,7 @@ class Agent:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
+        self.cache.clean_stale()
         self._thread = threading.Thread(target=self._loop, name="gitreg-agent", daemon=True)
         self._thread.start()
 
@@ -135,7 +137,7 @@ class Agent:
                 delay = self.config.poll
             except Exception as e:  # any failure: keep serving, say so, retry with backoff
                 delay = min(self.config.max_backoff, self.config.poll, 2.0 ** min(self.state.failures, 8))
-                log.warning("sync failed (%s); retrying in %.0f s", e, delay)
+                log.warning("sync failed (%s); retrying in %.0f s", e, delay, extra={"event": "sync_failed"})
             woke = self._wake.wait(delay)
             if woke and self._hook_pending:
                 # at most one hook-triggered sync per hook_interval: deliveries meanwhile join it
@@ -166,7 +168,10 @@ class Agent:
         for name in names:
             self._seen_entries.pop(name, None)
             self.metrics.set_served(name, {})
-            log.info("%s: no longer in models.yaml on %s: unloaded", name, self.config.branch)
+            log.info(
+                "%s: no longer in models.yaml on %s: unloaded", name, self.config.branch,
+                extra={"event": "unloaded", "model": name},
+            )  # fmt: skip
         self._bundle_of = {k: v for k, v in self._bundle_of.items() if k[0] not in names}
 
     # -- one sync ------------------------------------------------------------------------------
@@ -253,10 +258,12 @@ class Agent:
             except Rejected as e:
                 slot.last_error = e.message
                 self.metrics.load_failures.labels(model=name).inc()
+                log.warning("%s: %s", name, e.message, extra={"event": "rejected", "model": name})
             except Exception as e:
-                slot.last_error = _line(e)
+                slot.last_error = _transient(e)
                 self.metrics.load_failures.labels(model=name).inc()
-                transient.append(f"{name}: {_line(e)}")
+                transient.append(f"{name}: {slot.last_error}")
+                log.warning("%s: %s", name, slot.last_error, extra={"event": "load_failed", "model": name})
             self.publish(slot)
         if transient:
             raise GitregError("; ".join(transient))
@@ -276,7 +283,12 @@ class Agent:
                 served = self._load_or_reject(reg, slot, want)
             slot.swap_production(served)
             self.metrics.swaps.labels(model=slot.name, role="production").inc()
-            log.info("%s: serving %s", slot.name, want)
+            log.info(
+                "%s: serving %s",
+                slot.name,
+                want,
+                extra={"event": "serving", "model": slot.name, "version": want},
+            )
         canary = entry.canary
         current = slot.canary.version if slot.canary else None
         if canary is None:
@@ -356,7 +368,15 @@ class Agent:
         target = self.cache.folder_for(info.files)
         if not self.cache.holds(target, info.files):  # the cache is disk: re-verified each time
             self._make_room(total)
-            self.cache.fill(target, lambda dest: reg.pull(version, dest))
+            try:
+                self.cache.fill(target, lambda dest: reg.pull(version, dest))
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+                raise CacheFull(
+                    f"no space left on the disk of {self.cache.root} for {version} ({total} bytes)",
+                    "free disk space there or set --cache-max-bytes below what the disk holds",
+                ) from None
         self.cache.touch(target)
         self._bundle_of[(model, version)] = target
         meta = parse_metadata((target / "metadata.json").read_bytes())
@@ -413,6 +433,21 @@ class Agent:
             input_shape=input_shape,
             load_seconds=time.perf_counter() - t0,
         )
+
+
+def _transient(e: BaseException) -> str:
+    """What /health says of a failure that is retried on every sync, in words that fit it."""
+    from gitreg.errors import StorageError
+
+    if isinstance(e, StorageError) and "neither the DVC cache nor the remote" in e.message:
+        # the remote is away as often as the bytes are gone: say both, advise nothing rash
+        return (
+            f"{_line(GitregError(e.message))}: retried on every sync (the DVC remote may be unreachable; "
+            "only if it is up and still lacks them were the bytes never uploaded)"
+        )
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return f"no space left on the disk ({e.filename or 'the serve cache'}); retried on every sync"
+    return _line(e)
 
 
 def _line(e: BaseException) -> str:

@@ -13,6 +13,7 @@ serialized straight to bytes. The pydantic models below only document it in the 
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from json import dumps, loads
@@ -33,6 +34,8 @@ from gitreg.serve.slots import ModelSlot, NotServing, Served
 from gitreg.serve.webhooks import Deliveries, delivery_id, signed
 
 __all__ = ["MAX_WEBHOOK_BYTES", "ServeOptions", "create_app", "health_report", "redact"]
+
+log = logging.getLogger("gitreg.serve")
 
 INLINE_SECONDS = 0.0005  # a forward pass expected to take less runs on the event loop
 PARSE_INLINE_BYTES = 64 * 1024  # a larger body is parsed and checked in a worker thread
@@ -207,6 +210,10 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
         if event is not None:
             metrics.fallbacks.labels(model=slot.name, role=event.role).inc()
             agent.publish(slot)
+            log.warning(
+                "%s: %s %s fell back (%s)", slot.name, event.role, event.version, event.reason,
+                extra={"event": "fallback", "model": slot.name, "version": event.version, "role": event.role},
+            )  # fmt: skip
 
     async def run(model: str, request: Request) -> Response:
         slot = agent.slot(model)

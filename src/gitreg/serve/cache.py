@@ -76,8 +76,26 @@ class BundleCache:
                 continue
             used -= folder_bytes(folder)
             shutil.rmtree(folder, ignore_errors=True)
-            log.info("cache: evicted %s to make room for %d bytes", folder.name, needed)
+            log.info(
+                "cache: evicted %s to make room for %d bytes", folder.name, needed, extra={"event": "evicted"}
+            )
         return used
+
+    def clean_stale(self) -> int:
+        """Remove the temp folders of pulls that never finished (a killed agent leaves them);
+        the bytes freed. At start-up only: one agent uses one cache folder."""
+        if not self.root.is_dir():
+            return 0
+        freed = 0
+        for tmp in self.root.glob(TEMP_PREFIX + "*"):
+            if tmp.is_dir() and not tmp.is_symlink():
+                freed += folder_bytes(tmp)
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+        if freed:
+            log.info("cache: removed %d bytes of unfinished pulls", freed, extra={"event": "cleaned"})
+        return freed
 
     def fill(self, target: Path, pull: Callable[[Path], None]) -> None:
         """Pull a bundle into a temp folder beside ``target`` (``pull(dest)``), then rename it in."""
