@@ -365,6 +365,7 @@ class Agent:
         name = policy_file(f.path for f in info.files)
         if name is None:
             raise Rejected("the bundle has no policy.pt or policy.safetensors")
+        _check_commit(reg, info)  # what `gitreg pull` checks, before the cache is trusted: every time
         target = self.cache.folder_for(info.files)
         if not self.cache.holds(target, info.files):  # the cache is disk: re-verified each time
             self._make_room(total)
@@ -433,6 +434,55 @@ class Agent:
             input_shape=input_shape,
             load_seconds=time.perf_counter() - t0,
         )
+
+
+def _check_commit(reg: Any, info: Any) -> None:
+    """The tag's commit holds the model's folder, and its files agree with the tag's record:
+    every pointer parses and names its own file, every recorded file is in the commit (as a
+    pointer or as plain bytes) with the recorded md5, and no recorded path leaves the bundle.
+    A warm agent (bundle cached) and a cold one (pulling) refuse the same versions."""
+    from pathlib import PurePosixPath
+
+    from gitreg.bundles import POINTER_SUFFIX, parse_pointer
+
+    for f in info.files:
+        parts = PurePosixPath(f.path).parts
+        if not parts or PurePosixPath(f.path).is_absolute() or ".." in parts or "\\" in f.path:
+            raise Rejected(f"the tag records a file outside the bundle: {f.path!r}")
+    raw_manifest = reg.git.read_file(info.commit, mf.MANIFEST_FILE)
+    model_path = f"models/{info.model}"
+    if raw_manifest is not None:
+        try:
+            entry = mf.loads(raw_manifest.decode()).model.models.get(info.model)
+        except (GitregError, UnicodeDecodeError):
+            entry = None
+        if entry is not None:
+            model_path = entry.path
+    entries = [e for e in reg.git.list_tree(info.commit, model_path) if e.type == "blob"]
+    if not entries:
+        raise Rejected(f"the tag's commit {info.commit[:12]} has no {model_path}/")
+    prefix = model_path.rstrip("/") + "/"
+    raw = reg.git.read_objects(e.sha for e in entries)
+    found: dict[str, str] = {}  # file -> md5, from the commit
+    for e in entries:
+        rel = e.path[len(prefix) :] if e.path.startswith(prefix) else e.path
+        if rel.endswith(POINTER_SUFFIX):
+            try:
+                ptr = parse_pointer(raw[e.sha], e.path)
+            except (GitregError, KeyError) as err:
+                raise Rejected(f"{e.path} does not parse as a pointer: {_line(err)}") from None
+            file_rel = rel[: -len(POINTER_SUFFIX)]
+            if PurePosixPath(file_rel).name != ptr.path:
+                raise Rejected(f"{e.path} points at {ptr.path!r}, not its own file")
+            found[file_rel] = ptr.md5
+        elif e.sha in raw:
+            found.setdefault(rel, hashlib.md5(raw[e.sha], usedforsecurity=False).hexdigest())
+    for f in info.files:
+        if found.get(f.path) != f.md5:
+            why = (
+                "is not in it" if f.path not in found else f"has md5 {found[f.path]}, the tag records {f.md5}"
+            )
+            raise Rejected(f"{f.path} in the tag's commit {info.commit[:12]} {why}")
 
 
 def _transient(e: BaseException) -> str:
