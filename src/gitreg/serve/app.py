@@ -44,12 +44,15 @@ EWMA_WEIGHT = 0.1  # of the latest forward pass in a version's running estimate
 
 class PredictRequest(BaseModel):
     inputs: list[Any] = Field(
-        description="A batch: one observation per item, each shaped like the model's input."
+        description="A batch: one observation per item, each shaped like the model's input; or one "
+        "observation on its own (nested as deep as the model's input shape), a batch of one."
     )
 
 
 class PredictResponse(BaseModel):
-    outputs: list[Any]
+    outputs: Any = Field(
+        description="One output per observation; for one observation on its own, its output."
+    )
     model: str
     version: str
 
