@@ -175,3 +175,55 @@ def _drop_canary(registry: Any) -> None:
     m.save(registry.manifest_path)
     git(registry.root, "commit", "-qam", "end the canary")
     git(registry.root, "push", "-q", "origin", "HEAD:main")
+
+
+def test_unfinished_pulls_count_in_the_cache_size_and_are_cleaned_at_start(tmp_path):
+    from gitreg.serve.cache import BundleCache
+
+    cache = BundleCache(tmp_path / "bundles")
+    assert cache.used_bytes() == 0 and cache.clean_stale() == 0  # no folder yet
+    (tmp_path / "bundles" / "k1").mkdir(parents=True)
+    (tmp_path / "bundles" / "k1" / "policy.pt").write_bytes(b"a" * 1000)
+    stale = tmp_path / "bundles" / ".pull-x1" / "bundle"
+    stale.mkdir(parents=True)
+    (stale / "policy.pt").write_bytes(b"b" * 500)
+    assert cache.used_bytes() == 1500  # what --cache-max-bytes holds the folder to
+    assert [p.name for p in cache.bundles()] == ["k1"]  # never evicted or served as a bundle
+    assert cache.clean_stale() == 500
+    assert cache.used_bytes() == 1000 and not stale.parent.exists()
+
+
+def test_a_forged_tag_copying_a_cached_versions_record_is_refused_warm_and_cold(three, bare_remote, tmp_path):
+    """A tag whose message copies V1's file list, on a commit without V1's folder: a warm agent
+    (V1's bytes cached under that very key) refuses it as a cold one does."""
+    from gitreg import manifest as mf
+
+    registry = three
+    promote(registry, V1)
+    warm, _ = agent_for(bare_remote, tmp_path / "warm")
+    warm.sync_once()
+    assert warm.slots["policy"].production.version == V1
+    v1_tag = next(t for t in git(registry.root, "tag", "-l").split() if t.endswith(V1))
+    forged_version = "v2025-07-09--10h00"
+    message = git(registry.root, "tag", "-l", "--format=%(contents)", v1_tag).replace(V1, forged_version)
+    root_commit = git(registry.root, "rev-list", "--max-parents=0", "HEAD").split()[0]
+    forged_tag = v1_tag.replace(V1, forged_version)
+    git(registry.root, "tag", "-a", forged_tag, "-m", message, root_commit)
+    git(registry.root, "push", "-q", "origin", forged_tag)
+    m = mf.load(registry.manifest_path)
+    m.set_stage("policy", "production", forged_version)
+    m.save(registry.manifest_path)
+    git(registry.root, "commit", "-qam", "promote a forged tag")
+    git(registry.root, "push", "-q", "origin", "HEAD:main")
+
+    cold, _ = agent_for(bare_remote, tmp_path / "cold")
+    for agent in (warm, cold):
+        try:
+            agent.sync_once()
+        except GitregError:
+            pass  # a cold agent has nothing to serve meanwhile
+        slot = agent.slots["policy"]
+        assert slot.production is None or slot.production.version == V1
+        assert forged_version in slot.rejected, slot.last_error
+        assert "has no models/policy/" in slot.rejected[forged_version]
+        assert health_report(agent, ServeOptions())["status"] == "degraded"

@@ -880,3 +880,58 @@ def test_redact_hides_credentials():
     assert redact("https://user:tok@github.com/a/b.git") == "https://***@github.com/a/b.git"
     assert redact("/srv/git/reg.git") == "/srv/git/reg.git"
     assert redact("git@github.com:a/b.git") == "git@github.com:a/b.git"
+
+
+def test_torch_policy_learns_its_input_width_when_the_metadata_does_not_say(tmp_path):
+    torch = pytest.importorskip("torch")
+    from gitreg.serve.runtime import TorchPolicy
+
+    class Scale(torch.nn.Module):  # element-wise against a weight of 5: width 1 broadcasts too
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(5))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * self.w
+
+    mlp = torch.nn.Sequential(torch.nn.Linear(6, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
+    cases = [(mlp, None, [6]), (Scale(), None, [5]), (torch.nn.ReLU(), None, None), (mlp, [6], [6])]
+    for i, (module, declared, learned) in enumerate(cases):
+        path = tmp_path / f"p{i}.pt"
+        torch.jit.script(module).save(str(path))
+        policy = TorchPolicy(path, declared)
+        assert policy.learn_input_shape() == learned and policy.input_shape == learned, i
+
+
+@pytest.mark.parametrize(
+    ("inputs", "shape", "batch", "single"),
+    [
+        ([0.1, 0.2, 0.3, 0.4], [4], [[0.1, 0.2, 0.3, 0.4]], True),
+        ([[0.1, 0.2, 0.3, 0.4]], [4], [[0.1, 0.2, 0.3, 0.4]], False),
+        ([0.1, 0.2, 0.3], [4], [[0.1, 0.2, 0.3]], True),  # then a 422 naming [4]
+        ([[1, 2], [3, 4]], [2, 2], [[[1, 2], [3, 4]]], True),
+        ([1.0, 2.0], None, [1.0, 2.0], False),  # no known shape: nothing guessed
+        ([], [4], [], False),
+    ],
+)
+def test_one_observation_on_its_own_is_a_batch_of_one(inputs, shape, batch, single):
+    from gitreg.serve.runtime import as_batch
+
+    assert as_batch(inputs, shape) == (batch, single)
+
+
+def test_a_failing_model_is_a_one_line_500(tmp_path):
+    def predict(inputs: Any) -> list[Any]:
+        raise RuntimeError(
+            "The following operation failed in the TorchScript interpreter.\n"
+            "Traceback of TorchScript (most recent call last):\n"
+            '  File "code/__torch__.py", line 12, in forward\n'
+            "RuntimeError: mat1 and mat2 shapes cannot be multiplied (1x3 and 4x16)\n"
+        )
+
+    v = Served(model="policy", version=V1, commit="c" * 40, predict=predict, input_shape=[4])
+    r = client(make_agent(tmp_path, v)).post("/predict", json={"inputs": [[1, 2, 3, 4]]})
+    assert r.status_code == 500
+    assert r.json()["detail"] == (
+        f"{V1} failed on these inputs: RuntimeError: mat1 and mat2 shapes cannot be multiplied (1x3 and 4x16)"
+    )

@@ -469,6 +469,32 @@ def serve(
     min_requests: Annotated[int, typer.Option(help="Requests before a new version is judged.")] = 50,
     window: Annotated[int, typer.Option(help="Sliding window (requests) for error rate and latency.")] = 500,
     max_batch: Annotated[int, typer.Option(help="Largest batch /predict accepts.")] = 1024,
+    max_body_bytes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Largest /predict body: a larger one is a 413, from Content-Length or while it streams.",
+        ),
+    ] = 1 << 20,
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="Open connections; past it a new one closes the oldest idle one.")
+    ] = 1000,
+    limit_concurrency: Annotated[
+        int, typer.Option(min=1, help="Connections + requests in progress past which requests get a 503.")
+    ] = 1100,
+    timeout_keep_alive: Annotated[
+        float, typer.Option(min=0.1, help="Seconds an idle keep-alive connection stays open.")
+    ] = 5.0,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1, help="Seconds a connection has to send a complete request head, else it is closed."
+        ),
+    ] = 10.0,
+    max_header_bytes: Annotated[
+        int, typer.Option(min=1024, help="Largest request head (request line + headers): larger is a 400.")
+    ] = 16 * 1024,
+    backlog: Annotated[int, typer.Option(min=1, help="Connections the kernel queues before accept.")] = 2048,
     seed: Annotated[int | None, typer.Option(help="Seed for canary routing (reproducible splits).")] = None,
     threads: Annotated[int | None, typer.Option(help="torch intra-op threads (default: torch's).")] = None,
     allow_architecture: AllowArchitectureOpt = None,
@@ -517,6 +543,7 @@ def serve(
         token=secret(token_env, "--token-env"),
         webhook_secret=secret(webhook_secret_env, "--webhook-secret-env"),
         max_batch=max_batch,
+        max_body_bytes=max_body_bytes,
         stale_after=max(poll * 4, 120.0),
     )
     if log_level not in ("debug", "info", "warning", "error"):
@@ -530,6 +557,12 @@ def serve(
             graceful_seconds=graceful,
             log_level=log_level,
             json_logs=json,
+            max_connections=max_connections,
+            limit_concurrency=limit_concurrency,
+            timeout_keep_alive=timeout_keep_alive,
+            header_timeout=header_timeout,
+            max_header_bytes=max_header_bytes,
+            backlog=backlog,
         )
     )
 

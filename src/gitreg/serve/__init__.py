@@ -1,39 +1,50 @@
-"""`gitreg serve`: the deploy agent (agent.py) + its HTTP server (app.py) in one process."""
+"""`gitreg serve`: the deploy agent + its HTTP server in one process.
+
+config (what it is told), agent (the sync loop), cache (verified bundles on disk), slots (what
+is served, fallbacks), runtime (torch), app (FastAPI routes), health (the /health model),
+metrics (Prometheus)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
-from gitreg.serve.agent import Agent, AgentConfig
-from gitreg.serve.app import ServeOptions, create_app
+from gitreg.serve.agent import Agent
+from gitreg.serve.app import create_app
+from gitreg.serve.config import AgentConfig, ServeOptions, ServerConfig, Thresholds
+from gitreg.serve.health import HealthReport
 
-__all__ = ["Agent", "AgentConfig", "ServeOptions", "ServerConfig", "create_app", "run_server"]
+__all__ = [
+    "Agent",
+    "AgentConfig",
+    "HealthReport",
+    "ServeOptions",
+    "ServerConfig",
+    "Thresholds",
+    "create_app",
+    "run_server",
+]
 
 
-@dataclass
-class ServerConfig:
-    agent: AgentConfig
-    options: ServeOptions = field(default_factory=ServeOptions)
-    host: str = "127.0.0.1"
-    port: int = 8000
-    graceful_seconds: float = 30.0
-    log_level: str = "info"
-    json_logs: bool = False
+LOG_FIELDS = ("event", "model", "version", "role")
 
 
 class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message."""
+    """One JSON object per line: time, level, logger, message, and the event, model, version
+    and role a record names."""
 
     def format(self, record: logging.LogRecord) -> str:
         import json
 
-        data = {
+        data: dict[str, object] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key in LOG_FIELDS:  # given as logging's extra= by the agent and the app
+            value = getattr(record, key, None)
+            if value is not None:
+                data[key] = value
         if record.exc_info:
             data["error"] = self.formatException(record.exc_info)
         return json.dumps(data)
@@ -45,9 +56,16 @@ def run_server(config: ServerConfig) -> None:
 
     import uvicorn
 
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonLogFormatter()
+        if config.json_logs
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    logging.basicConfig(level=config.log_level.upper(), handlers=[handler], force=True)
+    logging.captureWarnings(True)  # library warnings are log records too (one JSON line each)
+    from gitreg.serve.connections import guarded_protocol
+
     agent = Agent(config.agent)
     app = create_app(agent, config.options)
     server = uvicorn.Server(
@@ -59,6 +77,11 @@ def run_server(config: ServerConfig) -> None:
             timeout_graceful_shutdown=int(config.graceful_seconds),
             access_log=False,
             log_config=None,  # uvicorn logs through the handler above (plain or JSON)
+            http=guarded_protocol(config.header_timeout, config.max_connections),
+            limit_concurrency=config.limit_concurrency,
+            timeout_keep_alive=max(1, round(config.timeout_keep_alive)),
+            h11_max_incomplete_event_size=config.max_header_bytes,
+            backlog=config.backlog,
         )
     )
     # Once shut down gracefully, uvicorn re-raises the SIGTERM it caught, under the handler it

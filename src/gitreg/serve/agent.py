@@ -15,24 +15,24 @@ bundle's size (max_bundle_bytes), the tag's signature (require_signed), TorchScr
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gitreg import manifest as mf
 from gitreg.errors import DigestMismatch, GitregError, MetadataError, VersionNotFound
 from gitreg.gitrepo import GitRepo
+from gitreg.serve.cache import BundleCache
+from gitreg.serve.config import AgentConfig
 from gitreg.serve.metrics import Metrics
-from gitreg.serve.slots import ModelSlot, Served, Thresholds
+from gitreg.serve.slots import ModelSlot, Served
 
 log = logging.getLogger("gitreg.serve")
 
@@ -45,25 +45,6 @@ class Rejected(GitregError):
 class CacheFull(GitregError):
     """The bundle would push the cache past --cache-max-bytes even after evicting every bundle
     not being served: retried on each sync (space frees up when served versions change)."""
-
-
-@dataclass
-class AgentConfig:
-    repo: str
-    cache: Path
-    branch: str = "main"
-    models: list[str] = field(default_factory=list)  # empty: every model with a production stage
-    poll: float = 30.0
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    seed: int | None = None
-    threads: int | None = None
-    smoke_test: bool = True
-    load_timeout: float = 120.0
-    load_memory_mb: int = 8192
-    max_backoff: float = 300.0
-    allow_architectures: list[str] = field(default_factory=list)  # besides models.yaml's policy
-    cache_max_bytes: int | None = None  # bundles/ stays under this (unserved bundles evicted first)
-    require_signed: bool = False  # refuse tags whose signature does not verify, whatever the policy
 
 
 @dataclass
@@ -92,6 +73,7 @@ class Agent:
         self.slots: dict[str, ModelSlot] = {}
         self._rng = random.Random(config.seed)
         self._wake = threading.Event()
+        self._hook_pending = False
         self._stop = threading.Event()
         self._sync_lock = threading.Lock()
         self._seen_entries: dict[str, Any] = {}
@@ -99,11 +81,13 @@ class Agent:
         self._loader = loader
         self._bundle_of: dict[tuple[str, str], Path] = {}  # (model, version) -> its cached folder
         self._policy = mf.LoadPolicy()  # models.yaml's `policy:` on the followed branch
+        self.cache = BundleCache(config.cache / "bundles")
         for name in config.models:
             self._slot(name)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
+        self.cache.clean_stale()
         self._thread = threading.Thread(target=self._loop, name="gitreg-agent", daemon=True)
         self._thread.start()
 
@@ -113,31 +97,89 @@ class Agent:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def wake(self) -> None:
-        """Sync now (a webhook said the remote changed)."""
+    def wake(self, hook: bool = False) -> None:
+        """Sync now; ``hook``: a webhook said the remote changed (such syncs are rate-limited)."""
+        if hook:
+            self._hook_pending = True
         self._wake.set()
 
+    def slot(self, name: str) -> ModelSlot | None:
+        """The slot of a followed model, or None."""
+        return self.slots.get(name)
+
+    def default_model(self) -> str | None:
+        """The model ``/predict`` answers for: the only (or first) followed one."""
+        return next(iter(self.slots), None)
+
+    def waiting(self) -> list[str]:
+        """Followed models with nothing loaded yet."""
+        return [n for n, s in self.slots.items() if s.production is None and s.canary is None]
+
+    def publish(self, slot: ModelSlot) -> None:
+        """Make the served-version metric say what ``slot`` serves (after a swap or a fallback)."""
+        self.metrics.set_served(
+            slot.name,
+            {
+                "production": slot.production.version if slot.production else None,
+                "canary": slot.canary.version if slot.canary else None,
+                "previous": slot.previous.version if slot.previous else None,
+            },
+        )
+
+    _publish = publish
+
     def _loop(self) -> None:
+        trigger = "start"
+        last_hook_sync = -float("inf")
         while not self._stop.is_set():
             try:
-                self.sync_once()
+                self.sync_once(trigger)
                 delay = self.config.poll
             except Exception as e:  # any failure: keep serving, say so, retry with backoff
                 delay = min(self.config.max_backoff, self.config.poll, 2.0 ** min(self.state.failures, 8))
-                log.warning("sync failed (%s); retrying in %.0f s", e, delay)
-            self._wake.wait(delay)
+                log.warning("sync failed (%s); retrying in %.0f s", e, delay, extra={"event": "sync_failed"})
+            woke = self._wake.wait(delay)
+            if woke and self._hook_pending:
+                # at most one hook-triggered sync per hook_interval: deliveries meanwhile join it
+                rest = last_hook_sync + self.config.hook_interval - time.monotonic()
+                if rest > 0:
+                    self._stop.wait(rest)
             self._wake.clear()
+            trigger = "hook" if self._hook_pending else "wake" if woke else "poll"
+            self._hook_pending = False
+            if trigger == "hook":
+                last_hook_sync = time.monotonic()
 
     def _slot(self, name: str) -> ModelSlot:
         slot = self.slots.get(name)
         if slot is None:
-            slot = self.slots[name] = ModelSlot(name, self.config.thresholds, self._rng)
+            slot = ModelSlot(name, self.config.thresholds, self._rng)
+            # copy on write: the app iterates the dict it read while the agent changes the set
+            self.slots = {**self.slots, name: slot}
         return slot
 
+    def _unfollow(self, names: set[str]) -> None:
+        """Models gone from models.yaml: unloaded (their versions are freed once the requests
+        holding them finish), gone from /ready, /health and the served-version metric, and
+        their bundles no longer kept from eviction."""
+        if not names:
+            return
+        self.slots = {n: s for n, s in self.slots.items() if n not in names}
+        for name in names:
+            self._seen_entries.pop(name, None)
+            self.metrics.set_served(name, {})
+            log.info(
+                "%s: no longer in models.yaml on %s: unloaded", name, self.config.branch,
+                extra={"event": "unloaded", "model": name},
+            )  # fmt: skip
+        self._bundle_of = {k: v for k, v in self._bundle_of.items() if k[0] not in names}
+
     # -- one sync ------------------------------------------------------------------------------
-    def sync_once(self) -> None:
+    def sync_once(self, trigger: str = "call") -> None:
+        """Fetch the remote and converge; ``trigger`` (start, poll, hook, wake, call) is counted."""
         with self._sync_lock:
             self.state.last_attempt = time.time()
+            self.metrics.syncs.labels(trigger=trigger).inc()
             try:
                 self._sync()
             except Exception as e:
@@ -191,6 +233,8 @@ class Agent:
         followed = self.config.models or [
             name for name, entry in manifest.model.models.items() if entry.stages.get("production")
         ]
+        if not self.config.models:  # following what models.yaml names: it may name fewer now
+            self._unfollow(set(self.slots) - set(followed))
         transient: list[str] = []
         for name in followed:
             slot = self._slot(name)
@@ -214,11 +258,13 @@ class Agent:
             except Rejected as e:
                 slot.last_error = e.message
                 self.metrics.load_failures.labels(model=name).inc()
+                log.warning("%s: %s", name, e.message, extra={"event": "rejected", "model": name})
             except Exception as e:
-                slot.last_error = _line(e)
+                slot.last_error = _transient(e)
                 self.metrics.load_failures.labels(model=name).inc()
-                transient.append(f"{name}: {_line(e)}")
-            self._publish(slot)
+                transient.append(f"{name}: {slot.last_error}")
+                log.warning("%s: %s", name, slot.last_error, extra={"event": "load_failed", "model": name})
+            self.publish(slot)
         if transient:
             raise GitregError("; ".join(transient))
 
@@ -237,7 +283,12 @@ class Agent:
                 served = self._load_or_reject(reg, slot, want)
             slot.swap_production(served)
             self.metrics.swaps.labels(model=slot.name, role="production").inc()
-            log.info("%s: serving %s", slot.name, want)
+            log.info(
+                "%s: serving %s",
+                slot.name,
+                want,
+                extra={"event": "serving", "model": slot.name, "version": want},
+            )
         canary = entry.canary
         current = slot.canary.version if slot.canary else None
         if canary is None:
@@ -261,23 +312,12 @@ class Agent:
                 f"{version} is not served: {reason}", "fix the bundle and change models.yaml"
             ) from None
 
-    def _publish(self, slot: ModelSlot) -> None:
-        self.metrics.set_served(
-            slot.name,
-            {
-                "production": slot.production.version if slot.production else None,
-                "canary": slot.canary.version if slot.canary else None,
-                "previous": slot.previous.version if slot.previous else None,
-            },
-        )
-
     # -- loading one version -------------------------------------------------------------------
     def bundle_dir(self, files: list[Any]) -> Path:
         """Content-addressed: the same bytes share one folder, whatever the version name."""
-        key = hashlib.sha256("\n".join(sorted(f"{f.path}:{f.md5}" for f in files)).encode()).hexdigest()[:32]
-        return self.config.cache / "bundles" / key
+        return self.cache.folder_for(files)
 
-    def _make_room(self, target: Path, needed: int) -> None:
+    def _make_room(self, needed: int) -> None:
         """Keep bundles/ under --cache-max-bytes: evict the least recently used bundles that no
         slot serves (production, canary, previous); refuse the pull if that is not enough."""
         limit = self.config.cache_max_bytes
@@ -294,19 +334,7 @@ class Agent:
             for s in (slot.production, slot.canary)
             if s is not None
         }
-        cached = sorted(
-            (p for p in target.parent.iterdir() if p.is_dir() and not p.name.startswith(".")),
-            key=lambda p: p.stat().st_mtime,
-        )
-        used = sum(_folder_bytes(p) for p in cached)
-        for folder in cached:
-            if used + needed <= limit:
-                break
-            if folder in in_use:
-                continue
-            used -= _folder_bytes(folder)
-            shutil.rmtree(folder, ignore_errors=True)
-            log.info("cache: evicted %s to make room for %d bytes", folder.name, needed)
+        used = self.cache.evict_for(needed, limit, {p for p in in_use if p is not None})
         if used + needed > limit:
             raise CacheFull(
                 f"the cache cannot take {needed} more bytes: {used} of --cache-max-bytes {limit} "
@@ -316,7 +344,7 @@ class Agent:
 
     def _load(self, reg: Any, model: str, version: str) -> Served:
         from gitreg import validate
-        from gitreg.bundles import md5_file, policy_file
+        from gitreg.bundles import policy_file
         from gitreg.metadata import parse_metadata
 
         info = reg.get(version)
@@ -337,20 +365,20 @@ class Agent:
         name = policy_file(f.path for f in info.files)
         if name is None:
             raise Rejected("the bundle has no policy.pt or policy.safetensors")
-        target = self.bundle_dir(info.files)
-        if target.exists():
-            for f in info.files:  # the cache is disk: re-verify before trusting it
-                path = target / f.path
-                if not path.is_file() or md5_file(path)[0] != f.md5:
-                    shutil.rmtree(target)
-                    break
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._make_room(target, total)
-            with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pull-") as tmp:
-                reg.pull(version, Path(tmp) / "bundle")
-                (Path(tmp) / "bundle").rename(target)
-        os.utime(target)  # least recently used goes first when the cache is full
+        _check_commit(reg, info)  # what `gitreg pull` checks, before the cache is trusted: every time
+        target = self.cache.folder_for(info.files)
+        if not self.cache.holds(target, info.files):  # the cache is disk: re-verified each time
+            self._make_room(total)
+            try:
+                self.cache.fill(target, lambda dest: reg.pull(version, dest))
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+                raise CacheFull(
+                    f"no space left on the disk of {self.cache.root} for {version} ({total} bytes)",
+                    "free disk space there or set --cache-max-bytes below what the disk holds",
+                ) from None
+        self.cache.touch(target)
         self._bundle_of[(model, version)] = target
         meta = parse_metadata((target / "metadata.json").read_bytes())
         policy_path = target / name
@@ -379,6 +407,7 @@ class Agent:
             if report.kind != kind:
                 raise Rejected(f"the sandboxed load read {name} as {report.kind}, not {kind}")
         t0 = time.perf_counter()
+        input_shape = meta.input_shape
         if self._loader is not None:
             loaded = self._loader(policy_path, meta)
         else:
@@ -392,6 +421,7 @@ class Agent:
                         policy_path, str(meta.architecture), meta.architecture_kwargs,
                         meta.input_shape, allowed, self.config.threads,
                     )  # fmt: skip
+                input_shape = loaded.learn_input_shape()  # metadata's, else the model's own
                 loaded.warm_up()
             except Exception as e:
                 raise Rejected(f"load or warm-up failed: {_line(e)}") from None
@@ -401,13 +431,73 @@ class Agent:
             commit=info.commit,
             predict=loaded.predict,
             metadata=json.loads((target / "metadata.json").read_bytes()),
-            input_shape=meta.input_shape,
+            input_shape=input_shape,
             load_seconds=time.perf_counter() - t0,
         )
 
 
-def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+def _check_commit(reg: Any, info: Any) -> None:
+    """The tag's commit holds the model's folder, and its files agree with the tag's record:
+    every pointer parses and names its own file, every recorded file is in the commit (as a
+    pointer or as plain bytes) with the recorded md5, and no recorded path leaves the bundle.
+    A warm agent (bundle cached) and a cold one (pulling) refuse the same versions."""
+    from pathlib import PurePosixPath
+
+    from gitreg.bundles import POINTER_SUFFIX, parse_pointer
+
+    for f in info.files:
+        parts = PurePosixPath(f.path).parts
+        if not parts or PurePosixPath(f.path).is_absolute() or ".." in parts or "\\" in f.path:
+            raise Rejected(f"the tag records a file outside the bundle: {f.path!r}")
+    raw_manifest = reg.git.read_file(info.commit, mf.MANIFEST_FILE)
+    model_path = f"models/{info.model}"
+    if raw_manifest is not None:
+        try:
+            entry = mf.loads(raw_manifest.decode()).model.models.get(info.model)
+        except (GitregError, UnicodeDecodeError):
+            entry = None
+        if entry is not None:
+            model_path = entry.path
+    entries = [e for e in reg.git.list_tree(info.commit, model_path) if e.type == "blob"]
+    if not entries:
+        raise Rejected(f"the tag's commit {info.commit[:12]} has no {model_path}/")
+    prefix = model_path.rstrip("/") + "/"
+    raw = reg.git.read_objects(e.sha for e in entries)
+    found: dict[str, str] = {}  # file -> md5, from the commit
+    for e in entries:
+        rel = e.path[len(prefix) :] if e.path.startswith(prefix) else e.path
+        if rel.endswith(POINTER_SUFFIX):
+            try:
+                ptr = parse_pointer(raw[e.sha], e.path)
+            except (GitregError, KeyError) as err:
+                raise Rejected(f"{e.path} does not parse as a pointer: {_line(err)}") from None
+            file_rel = rel[: -len(POINTER_SUFFIX)]
+            if PurePosixPath(file_rel).name != ptr.path:
+                raise Rejected(f"{e.path} points at {ptr.path!r}, not its own file")
+            found[file_rel] = ptr.md5
+        elif e.sha in raw:
+            found.setdefault(rel, hashlib.md5(raw[e.sha], usedforsecurity=False).hexdigest())
+    for f in info.files:
+        if found.get(f.path) != f.md5:
+            why = (
+                "is not in it" if f.path not in found else f"has md5 {found[f.path]}, the tag records {f.md5}"
+            )
+            raise Rejected(f"{f.path} in the tag's commit {info.commit[:12]} {why}")
+
+
+def _transient(e: BaseException) -> str:
+    """What /health says of a failure that is retried on every sync, in words that fit it."""
+    from gitreg.errors import StorageError
+
+    if isinstance(e, StorageError) and "neither the DVC cache nor the remote" in e.message:
+        # the remote is away as often as the bytes are gone: say both, advise nothing rash
+        return (
+            f"{_line(GitregError(e.message))}: retried on every sync (the DVC remote may be unreachable; "
+            "only if it is up and still lacks them were the bytes never uploaded)"
+        )
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return f"no space left on the disk ({e.filename or 'the serve cache'}); retried on every sync"
+    return _line(e)
 
 
 def _line(e: BaseException) -> str:

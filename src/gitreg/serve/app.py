@@ -12,12 +12,10 @@ serialized straight to bytes. The pydantic models below only document it in the 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import time
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from json import dumps, loads
 from time import perf_counter
 from typing import Any
@@ -28,31 +26,33 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from gitreg.serve.agent import Agent
+from gitreg.serve.config import MAX_WEBHOOK_BYTES, ServeOptions
+from gitreg.serve.health import build_report, iso, redact
 from gitreg.serve.metrics import Metrics
-from gitreg.serve.runtime import BadInput, check_inputs
+from gitreg.serve.runtime import BadInput, as_batch, check_inputs
 from gitreg.serve.slots import ModelSlot, NotServing, Served
+from gitreg.serve.webhooks import Deliveries, delivery_id, signed
 
-MAX_WEBHOOK_BYTES = 1 << 20
+__all__ = ["MAX_WEBHOOK_BYTES", "ServeOptions", "create_app", "health_report", "redact"]
+
+log = logging.getLogger("gitreg.serve")
+
 INLINE_SECONDS = 0.0005  # a forward pass expected to take less runs on the event loop
+PARSE_INLINE_BYTES = 64 * 1024  # a larger body is parsed and checked in a worker thread
 EWMA_WEIGHT = 0.1  # of the latest forward pass in a version's running estimate
-
-
-@dataclass
-class ServeOptions:
-    token: str | None = None
-    webhook_secret: str | None = None
-    max_batch: int = 1024
-    stale_after: float | None = None  # seconds without a successful sync before /health degrades
 
 
 class PredictRequest(BaseModel):
     inputs: list[Any] = Field(
-        description="A batch: one observation per item, each shaped like the model's input."
+        description="A batch: one observation per item, each shaped like the model's input; or one "
+        "observation on its own (nested as deep as the model's input shape), a batch of one."
     )
 
 
 class PredictResponse(BaseModel):
-    outputs: list[Any]
+    outputs: Any = Field(
+        description="One output per observation; for one observation on its own, its output."
+    )
     model: str
     version: str
 
@@ -102,6 +102,22 @@ class _Hot:
         self.rejected = metrics.requests.labels(model=model, version=version, outcome="rejected")
         self.latency = metrics.latency.labels(model=model, version=version)
         self.tail = f',"model":{dumps(model)},"version":{dumps(version)}}}'.encode()
+
+
+async def read_body(request: Request, limit: int, what: str) -> bytes:
+    """The request body, or a 413 as soon as it is known to be over ``limit`` bytes: from its
+    Content-Length before a byte is read, else while a chunked body streams in."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise HTTPException(413, f"{what} is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"{what} is larger than {limit} bytes")
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _read_inputs(content_type: str | None, raw: bytes) -> list[Any]:
@@ -155,6 +171,7 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), opts.token.encode()):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
+    deliveries = Deliveries()
     hot: dict[tuple[str, str], _Hot] = {}  # per (model, version): metric children, JSON tail
 
     def hot_path(model: str, version: str) -> _Hot:
@@ -163,16 +180,19 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
             h = hot.setdefault((model, version), _Hot(metrics, model, version))
         return h
 
-    def infer(slot: ModelSlot, served: Served, h: _Hot, inputs: list[Any]) -> bytes:
-        """Run the model, count and time the request; the response body. Inline or in a worker."""
+    def infer(slot: ModelSlot, served: Served, h: _Hot, inputs: list[Any], single: bool = False) -> bytes:
+        """Run the model, count and time the request; the response body. Inline or in a worker.
+        Only here, on inputs that fit, does a failure count against the version (a model fault)."""
         t0 = perf_counter()
         try:
             outputs = served.predict(inputs)
+            if single:
+                outputs = outputs[0]
         except Exception as e:
             elapsed = perf_counter() - t0
             h.error.inc()
             judge(slot, served, False, elapsed)
-            raise HTTPException(500, f"{served.version} failed: {type(e).__name__}: {str(e)[:200]}") from None
+            raise HTTPException(500, f"{served.version} failed on these inputs: {one_line(e)}") from None
         elapsed = perf_counter() - t0
         h.ok.inc()
         h.latency.observe(elapsed)
@@ -192,28 +212,37 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
         event = slot.record(served, ok, elapsed)
         if event is not None:
             metrics.fallbacks.labels(model=slot.name, role=event.role).inc()
-            agent._publish(slot)
+            agent.publish(slot)
+            log.warning(
+                "%s: %s %s fell back (%s)", slot.name, event.role, event.version, event.reason,
+                extra={"event": "fallback", "model": slot.name, "version": event.version, "role": event.role},
+            )  # fmt: skip
 
     async def run(model: str, request: Request) -> Response:
-        slot = agent.slots.get(model)
+        slot = agent.slot(model)
         if slot is None:
             raise HTTPException(404, f"model {model!r} is not served here (see /models)")
-        inputs = _read_inputs(request.headers.get("content-type"), await request.body())
+        raw = await read_body(request, opts.max_body_bytes, "the /predict body")
+        if len(raw) > PARSE_INLINE_BYTES:  # a big body is parsed off the event loop
+            inputs = await run_in_threadpool(_read_inputs, request.headers.get("content-type"), raw)
+        else:
+            inputs = _read_inputs(request.headers.get("content-type"), raw)
         try:
             served: Served = slot.route()
         except NotServing:
             raise HTTPException(503, f"{model} has no version loaded yet (see /health)") from None
         h = hot_path(model, served.version)
+        inputs, single = as_batch(inputs, served.input_shape)
         try:
             check_inputs(inputs, served.input_shape, opts.max_batch)
-        except BadInput as e:
+        except BadInput as e:  # the client's error: never counted against the version
             h.rejected.inc()
             raise HTTPException(422, str(e)) from None
         guess = served.predict_seconds
         if guess is not None and guess * len(inputs) <= INLINE_SECONDS:
-            body = infer(slot, served, h, inputs)  # quicker than a hop to a worker thread and back
+            body = infer(slot, served, h, inputs, single)  # quicker than a hop to a worker and back
         else:
-            body = await run_in_threadpool(infer, slot, served, h, inputs)
+            body = await run_in_threadpool(infer, slot, served, h, inputs, single)
         return Response(body, media_type="application/json")
 
     @app.post("/predict", **PREDICT_ROUTE)
@@ -221,9 +250,10 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
         """Predict with the only (or first) followed model."""
         if opts.token is not None:
             authorize(request.headers.get("authorization"))
-        if not agent.slots:
+        model = agent.default_model()
+        if model is None:
             raise HTTPException(503, "no model is followed yet (see /health)")
-        return await run(next(iter(agent.slots)), request)
+        return await run(model, request)
 
     @app.post("/models/{model}/predict", **PREDICT_ROUTE)
     async def predict_model(model: str, request: Request) -> Response:
@@ -233,14 +263,16 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
         return await run(model, request)
 
     @app.get("/health")
-    def health() -> JSONResponse:
-        """ok or degraded; per model the served and wanted versions, last sync, last error."""
-        return JSONResponse(health_report(agent, opts))
+    def health() -> Response:
+        """ok or degraded; per model the served and wanted versions, last sync, last error.
+        The body is a ``gitreg.serve.health.HealthReport``."""
+        body = build_report(agent, opts.stale_after).model_dump_json()
+        return Response(body, media_type="application/json")
 
     @app.get("/ready")
     def ready() -> JSONResponse:
         """200 once every followed model serves something."""
-        waiting = [n for n, s in agent.slots.items() if s.production is None and s.canary is None]
+        waiting = agent.waiting()
         if not agent.slots or waiting:
             return JSONResponse({"ready": False, "waiting": waiting}, status_code=503)
         return JSONResponse({"ready": True})
@@ -255,8 +287,9 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
                 role: {
                     "version": s.version,
                     "commit": s.commit,
-                    "loaded_at": _iso(s.loaded_at),
+                    "loaded_at": iso(s.loaded_at),
                     "metadata": s.metadata,
+                    "input_shape": s.input_shape,  # one observation; None: any width
                     **({"traffic": slot.canary_traffic} if role == "canary" else {}),
                 }
                 for role, s in roles.items()
@@ -273,96 +306,32 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
 
     @app.post("/hooks/git", status_code=202)
     async def webhook(request: Request) -> dict[str, Any]:
-        """Sync now. With a secret: GitHub's X-Hub-Signature-256 or GitLab's X-Gitlab-Token."""
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_WEBHOOK_BYTES:
-            raise HTTPException(413, f"webhook body larger than {MAX_WEBHOOK_BYTES} bytes")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_WEBHOOK_BYTES:
-                raise HTTPException(413, f"webhook body larger than {MAX_WEBHOOK_BYTES} bytes")
-        if opts.webhook_secret is not None and not _signed(request, body, opts.webhook_secret):
+        """Sync soon. With a secret: GitHub's X-Hub-Signature-256, GitLab's X-Gitlab-Token or a
+        Standard Webhooks signature. A replayed delivery id wakes nothing; a burst is one sync."""
+        body = await read_body(request, MAX_WEBHOOK_BYTES, "webhook body")
+        if opts.webhook_secret is not None and not signed(request.headers, body, opts.webhook_secret):
             raise HTTPException(401, "bad or missing webhook signature")
-        agent.wake()
+        delivery = delivery_id(request.headers)
+        if delivery is not None and not deliveries.first(delivery):
+            return {"sync": "duplicate delivery: ignored"}
+        agent.wake(hook=True)
         return {"sync": "scheduled"}
 
     return app
 
 
-def _signed(request: Request, body: bytes, secret: str) -> bool:
-    sig = request.headers.get("x-hub-signature-256")
-    if sig:
-        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(sig.encode(), expected.encode())
-    token = request.headers.get("x-gitlab-token")
-    if token:
-        return hmac.compare_digest(token.encode(), secret.encode())
-    return False
+def one_line(e: BaseException) -> str:
+    """An exception as one line: its type and last non-blank line (a TorchScript error carries
+    the interpreter's traceback above the message), no longer than 200 characters."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    import re
 
-
-def redact(url: str) -> str:
-    """A remote URL without its credentials (https://user:token@host/… -> https://***@host/…)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.scheme and "@" in parts.netloc:
-        return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
-    return url
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+    text = lines[-1] if lines else ""
+    if not re.match(r"[\w.]*(Error|Exception)\b", text):  # the last line already names its type
+        text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return text[:200]
 
 
 def health_report(agent: Agent, opts: ServeOptions) -> dict[str, Any]:
-    st = agent.state
-    models: dict[str, Any] = {}
-    degraded = st.last_error is not None or st.last_sync is None
-    if opts.stale_after and st.last_sync and time.time() - st.last_sync > opts.stale_after:
-        degraded = True
-    for name, slot in agent.slots.items():
-        served = slot.production.version if slot.production else None
-        canary = slot.canary.version if slot.canary else None
-        ok = served == slot.wanted_production and canary == slot.wanted_canary and slot.last_error is None
-        degraded = degraded or not ok
-        stats = {}
-        for s in slot.served_versions():
-            vs = slot.stats.get(s.version)
-            if vs is not None:
-                n, err, p99 = vs.snapshot()
-                stats[s.version] = {"requests": vs.total, "window": n, "error_rate": err, "p99_ms": p99}
-        models[name] = {
-            "served": served,
-            "wanted": slot.wanted_production,
-            "canary": {"served": canary, "wanted": slot.wanted_canary, "traffic": slot.canary_traffic},
-            "previous": slot.previous.version if slot.previous else None,
-            "last_error": slot.last_error,
-            "rejected": dict(slot.rejected),
-            "fallbacks": [
-                {
-                    "version": f.version,
-                    "role": f.role,
-                    "reason": f.reason,
-                    "at": _iso(f.at),
-                    "restored": f.restored,
-                }
-                for f in slot.fallbacks
-            ],
-            "stats": stats,
-        }
-    return {
-        "status": "degraded" if degraded else "ok",
-        "repo": redact(agent.config.repo),
-        "branch": agent.config.branch,
-        "commit": st.commit,
-        "last_sync": _iso(st.last_sync),
-        "last_attempt": _iso(st.last_attempt),
-        "last_error": st.last_error,
-        "sync_failures": st.failures,
-        "models": models,
-    }
+    """The /health body as a plain dict (what the JSON decodes to); typed: ``health.build_report``."""
+    return build_report(agent, opts.stale_after).model_dump(mode="json")

@@ -22,6 +22,9 @@ class Metrics:
         self.fallbacks = Counter(
             "gitreg_fallbacks", "Automatic fallbacks to the previous version", ["model", "role"], registry=r
         )
+        self.syncs = Counter(
+            "gitreg_syncs", "Fetches of the Git remote, by what triggered them", ["trigger"], registry=r
+        )
         self.sync_failures = Counter(
             "gitreg_sync_failures", "Failed syncs with the Git/DVC remotes", registry=r
         )

@@ -40,6 +40,21 @@ def check_inputs(inputs: Any, input_shape: list[int] | None, max_batch: int) -> 
     return len(inputs)
 
 
+def as_batch(inputs: Any, input_shape: list[int] | None) -> tuple[Any, bool]:
+    """``inputs`` as a batch, and whether the request sent one observation on its own.
+
+    The rule: ``inputs`` is a batch, except when the model's input shape is known and ``inputs``
+    is nested exactly as deep as one observation (``[0.1, 0.2, 0.3, 0.4]`` for a model taking
+    ``[4]``): then it is a batch of one, and the answer's ``outputs`` is that one output. With
+    no known shape nothing is guessed (a flat list stays a batch of scalars)."""
+    if not input_shape or not isinstance(inputs, list) or not inputs:
+        return inputs, False
+    depth, node = 0, inputs
+    while isinstance(node, list) and node and depth <= len(input_shape):
+        depth, node = depth + 1, node[0]
+    return ([inputs], True) if depth == len(input_shape) else (inputs, False)
+
+
 _NUMBER_TYPES = frozenset({int, float})  # exactly: bool (an int) and subclasses go the long way
 _LIST_TYPE = {list}
 _MAX_DEPTH = 8
@@ -113,6 +128,38 @@ class TorchPolicy:
             if not out:
                 raise RuntimeError("warm-up forward pass returned nothing")
 
+    def learn_input_shape(self) -> list[int] | None:
+        """The shape of one observation, learned from the model itself when the metadata does
+        not say it: the input width of the first weight matrix (a Linear layer's
+        ``in_features``), else the narrowest width a forward pass on zeros accepts (one last). A width is
+        taken only if the model also refuses the next one: a model that takes any width keeps
+        None (rows then only have to agree). Sets ``input_shape``; done once, at load time."""
+        if self.input_shape:
+            return self.input_shape
+        candidates: list[int] = []
+        for p in self.module.parameters():
+            if p.dim() == 2:
+                candidates.append(int(p.shape[1]))
+                break
+        # width 1 last: a one-wide row broadcasts against most element-wise weights
+        candidates += [w for w in (*range(2, PROBE_WIDTHS + 1), 1) if w not in candidates]
+        deadline = time.perf_counter() + PROBE_SECONDS
+        for width in candidates:
+            if time.perf_counter() > deadline:
+                break
+            if self._accepts([width]):
+                if not self._accepts([width + 1]):
+                    self.input_shape = [width]
+                break
+        return self.input_shape
+
+    def _accepts(self, shape: list[int]) -> bool:
+        try:
+            self.predict(_zeros(shape))
+        except Exception:
+            return False
+        return True
+
     def predict(self, inputs: Any) -> list[Any]:
         torch = self._torch
         x = torch.tensor(inputs, dtype=torch.float32)
@@ -160,6 +207,8 @@ class StateDictPolicy(TorchPolicy):
         self.load_seconds = time.perf_counter() - t0
 
 
+PROBE_WIDTHS = 4096  # the widest input a probe tries (a Linear layer's width is tried first)
+PROBE_SECONDS = 5.0  # and for no longer than this
 SMALL_OUTPUT = 4096  # up to this many values, checking the Python list beats two torch ops
 
 

@@ -19,6 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gitreg.serve.config import Thresholds
+
+__all__ = ["Fallback", "ModelSlot", "NotServing", "Served", "Thresholds", "VersionStats"]
+
 
 class NotServing(Exception):
     """The model has nothing to serve yet (HTTP 503)."""
@@ -38,14 +42,6 @@ class Served:
     load_seconds: float = 0.0
     # running estimate of one forward pass per observation (None until the first request)
     predict_seconds: float | None = None
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    max_error_rate: float = 0.05  # fraction of failed requests in the window
-    max_p99_ms: float = 1000.0
-    min_requests: int = 50  # judge a version only after this many requests
-    window: int = 500  # the last N requests of a version
 
 
 class VersionStats:
