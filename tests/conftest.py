@@ -15,6 +15,7 @@ from gitreg.testing.bundles import write_bundle
 from gitreg.testing.clock import FixedClock
 from gitreg.testing.repos import init_bare, init_registry
 from gitreg.testing.s3 import MotoServer
+from gitreg.testing.server import ServeProcess, start_serve
 
 
 @pytest.fixture(autouse=True)
@@ -75,24 +76,32 @@ def moto_s3() -> Iterator[MotoServer]:
         yield moto
 
 
-# -- transitional: names test modules still import from here (removed once they import the harness)
-from gitreg.testing.bundles import write_policy  # noqa: E402
-from gitreg.testing.cli import GITREG, run_cli  # noqa: E402
-from gitreg.testing.net import free_port, wait_for_port  # noqa: E402
-from gitreg.testing.repos import git  # noqa: E402
+@pytest.fixture
+def private_moto(tmp_path: Path) -> Iterator[MotoServer]:
+    """A moto_server of the test's own, to stop and start again on the same port."""
+    with MotoServer(log=tmp_path / "moto.log") as moto:
+        yield moto
 
 
-def module_git_env(base: Path) -> Any:
-    return env.isolated_home(base / "home")
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
+    """Start real `gitreg serve` processes (one thread, 20 s graceful drain); all killed afterwards."""
+    started: list[ServeProcess] = []
 
+    def start(
+        remote: Path, *args: str, env: dict[str, str] | None = None, name: str = "a", ready: bool = True
+    ) -> ServeProcess:
+        server = start_serve(
+            remote, "--threads", "1", "--graceful", "20", *args,
+            cache=tmp_path / f"cache-{name}", log=tmp_path / f"serve-{name}.log", env=env, ready=False,
+        )  # fmt: skip
+        started.append(server)
+        if ready:
+            server.wait_ready()
+        return server
 
-__all__ = [
-    "GITREG",
-    "FixedClock",
-    "free_port",
-    "git",
-    "run_cli",
-    "wait_for_port",
-    "write_bundle",
-    "write_policy",
-]
+    try:
+        yield start
+    finally:
+        for s in started:
+            s.kill()

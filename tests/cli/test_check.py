@@ -13,8 +13,8 @@ import re
 
 import pytest
 
-from _lifecycle import P1, P2, P3, P4, R1, R2, Repo, commit_manifest, direct, make_repo
-from conftest import run_cli
+from gitreg.testing.cli import run_cli
+from gitreg.testing.lifecycle import P1, P2, P3, P4, R1, R2, Repo, commit_manifest, direct, make_repo
 
 pytestmark = pytest.mark.slow  # real registries, real git
 

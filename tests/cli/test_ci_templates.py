@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from _lifecycle import P1, P2, P4, Repo, direct, make_repo
-from conftest import GITREG, git, run_cli
 from gitreg import templates
+from gitreg.testing.cli import GITREG, run_cli
+from gitreg.testing.lifecycle import P1, P2, P4, Repo, direct, make_repo
+from gitreg.testing.repos import git
 
 VERSIONS_OK = ["v2025-07-06--18h51", "v2025-07-06--18h51-2", "v1999-12-31--23h59-10"]
 NOT_VERSIONS = ["v1.0", "release-2025", "2025-07-06--18h51", "v2025-07-06"]

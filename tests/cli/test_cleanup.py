@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ruamel.yaml.comments import CommentedMap
 
-from conftest import git, run_cli
 from gitreg import manifest as mf
 from gitreg.errors import DirtyWorkingTree, GitregError, StorageError, VersionNotFound
 from gitreg.metadata import FileDigest, ValidationRecord
 from gitreg.registry import Registry, VersionInfo
 from gitreg.retention import build_plan
+from gitreg.testing.cli import run_cli
+from gitreg.testing.lifecycle import set_retention
+from gitreg.testing.repos import git
 
 T0 = datetime(2025, 7, 6, 18, 51, tzinfo=UTC)
 
@@ -36,15 +37,6 @@ def objects(store: Path) -> set[str]:
     """md5s of the objects in a DVC 3 object store (remote folder or .dvc/cache)."""
     root = store / "files" / "md5"
     return {p.parent.name + p.name for p in root.glob("*/*") if p.is_file()} if root.exists() else set()
-
-
-def set_retention(reg: Registry, model: str = "policy", **retention: int) -> None:
-    m = mf.load(reg.manifest_path)
-    ret = CommentedMap(retention)
-    ret.fa.set_flow_style()
-    m.doc["models"][model]["retention"] = ret
-    m.save(reg.manifest_path)
-    git(reg.root, "commit", "-q", "-m", f"retention for {model}", "--", mf.MANIFEST_FILE)
 
 
 def mark_validated(reg: Registry, version: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from gitreg.testing.cli import run_cli
 
 VERSION = re.compile(r"v\d{4}-\d{2}-\d{2}--\d{2}h\d{2}(?:-\d+)?")
 

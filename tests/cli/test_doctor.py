@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import git, run_cli
+from gitreg.testing.cli import run_cli
+from gitreg.testing.repos import git
 
 
 def tiny(make_bundle: Callable[..., Path], n: int = 0) -> Path:

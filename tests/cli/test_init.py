@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, run_cli
+from gitreg.testing.cli import run_cli
+from gitreg.testing.repos import git
 
 
 def commit_count(repo: Path) -> int:

@@ -13,7 +13,11 @@ from typing import Any
 
 import pytest
 
-from conftest import FixedClock, git, module_git_env, run_cli, write_bundle
+from gitreg.testing.bundles import write_bundle
+from gitreg.testing.cli import run_cli
+from gitreg.testing.clock import FixedClock
+from gitreg.testing.env import isolated_home
+from gitreg.testing.repos import git
 
 A = "v2025-07-06--18h51"  # policy, DQN
 B = "v2025-07-06--18h51-2"  # policy, PPO, parent A; production
@@ -41,7 +45,7 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     base = tmp_path_factory.mktemp("populated")
     repo = base / "registry"
-    with module_git_env(base):
+    with isolated_home(base / "home"):
         Registry.init(repo, remote=str(base / "dvc-remote"), ci="none")
         clock = FixedClock(datetime(2025, 7, 6, 18, 51, 23, tzinfo=UTC))
         reg = Registry(repo, clock=clock)

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from gitreg.cli import app
 
-README = (Path(__file__).parents[1] / "README.md").read_text()
+README = (Path(__file__).parents[2] / "README.md").read_text()
 COMMANDS = sorted(
     c.name or c.callback.__name__.rstrip("_") for c in app.registered_commands if c.callback is not None
 )
@@ -43,7 +43,7 @@ def test_data_commands_take_json(name: str):
     ],
 )
 def test_command_line_errors_are_one_line_and_exit_1(args: list[str], says: str, tmp_path: Path) -> None:
-    from tests.conftest import run_cli
+    from gitreg.testing.cli import run_cli
 
     proc = run_cli("-C", str(tmp_path), *args)
     assert proc.returncode == 1, proc.stderr
@@ -53,7 +53,7 @@ def test_command_line_errors_are_one_line_and_exit_1(args: list[str], says: str,
 
 
 def test_bare_gitreg_prints_the_help(tmp_path: Path) -> None:
-    from tests.conftest import run_cli
+    from gitreg.testing.cli import run_cli
 
     proc = run_cli(cwd=tmp_path)
     assert proc.returncode == 0 and "Commands" in proc.stdout and "register" in proc.stdout

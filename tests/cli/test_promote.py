@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from _lifecycle import (
+from gitreg.testing.cli import GITREG, run_cli
+from gitreg.testing.lifecycle import (
     P1,
     P2,
     P3,
@@ -34,7 +35,6 @@ from _lifecycle import (
     point_origin_at,
     trailers,
 )
-from conftest import GITREG, run_cli
 
 pytestmark = pytest.mark.slow  # real registries, real git, a bare remote
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from conftest import GITREG, git, run_cli
+from gitreg.testing.cli import GITREG, run_cli
+from gitreg.testing.repos import git
 
 VERSION_RE = re.compile(r"^v\d{4}-\d{2}-\d{2}--\d{2}h\d{2}(-\d+)?$")
 
@@ -80,11 +81,13 @@ def assert_refused(proc: subprocess.CompletedProcess[str], *needles: str) -> str
 @pytest.fixture(scope="module")
 def registered_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """Built once per module: a registry repo with one version of model `policy` (via the API)."""
-    from conftest import FixedClock, module_git_env, write_bundle
     from gitreg.registry import Registry
+    from gitreg.testing.bundles import write_bundle
+    from gitreg.testing.clock import FixedClock
+    from gitreg.testing.env import isolated_home
 
     base = tmp_path_factory.mktemp("registered-template")
-    with module_git_env(base):
+    with isolated_home(base / "home"):
         remote = base / "dvc-remote"
         Registry.init(base / "registry", remote=str(remote), ci="github")
         reg = Registry(base / "registry", clock=FixedClock(datetime(2025, 7, 6, 18, 51, 23, tzinfo=UTC)))

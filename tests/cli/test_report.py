@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from conftest import run_cli
 from gitreg.cli.html_report import nice_ticks, render_html
 from gitreg.cli.render import sparkline
 from gitreg.report import MetricPoint, MetricSeries, ModelSummary, ProductionEntry, Report, Totals
+from gitreg.testing.cli import run_cli
 
 EVIL = "<script>alert('x')</script>"
 T0 = datetime(2025, 7, 1, tzinfo=UTC)

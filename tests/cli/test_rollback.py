@@ -14,8 +14,20 @@ import textwrap
 
 import pytest
 
-from _lifecycle import P1, P2, P3, P4, PR_URLS, R1, Repo, commit_manifest, direct, make_repo, trailers
-from conftest import run_cli
+from gitreg.testing.cli import run_cli
+from gitreg.testing.lifecycle import (
+    P1,
+    P2,
+    P3,
+    P4,
+    PR_URLS,
+    R1,
+    Repo,
+    commit_manifest,
+    direct,
+    make_repo,
+    trailers,
+)
 
 pytestmark = pytest.mark.slow  # real registries, real git, a bare remote
 

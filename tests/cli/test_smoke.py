@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import run_cli
+from gitreg.testing.cli import run_cli
 
 
 def test_register_then_list_shows_the_version(repo_dir, make_bundle):

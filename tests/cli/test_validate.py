@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, run_cli
+from gitreg.testing.cli import run_cli
+from gitreg.testing.repos import git
 
 NOTES = "refs/notes/gitreg"
 

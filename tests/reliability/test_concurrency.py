@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import git, run_cli
 
 from gitreg.registry import Registry
+from gitreg.testing.cli import run_cli
+from gitreg.testing.repos import git
 
 pytestmark = pytest.mark.slow
 

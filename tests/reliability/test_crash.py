@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import GITREG, git, run_cli
 
 from gitreg.registry import CRASH_POINTS, Registry
+from gitreg.testing.cli import GITREG, run_cli
+from gitreg.testing.repos import git
 
 pytestmark = pytest.mark.slow
 

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import GITREG, git, run_cli
-from tests.test_cleanup import set_retention
 
 from gitreg import manifest as mf
 from gitreg.lifecycle import MANIFEST_CRASH_POINTS
 from gitreg.registry import Registry
+from gitreg.testing.cli import GITREG, run_cli
+from gitreg.testing.lifecycle import set_retention
+from gitreg.testing.repos import git
 
 pytestmark = pytest.mark.slow
 

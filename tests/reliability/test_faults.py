@@ -18,24 +18,14 @@ from typing import Any
 import httpx
 import pytest
 
-import test_serve_e2e as e2e
-from conftest import git
-from test_serve_e2e import (
-    NO_FALLBACK,
-    ROW,
-    Server,
-    close,
-    expected_outputs,
-    register,
-    slow_policy_bytes,
-    slow_row,
-    wait_until,
-)
+from gitreg.testing.bundles import ROW, close, expected_outputs, slow_policy_bytes, slow_row
+from gitreg.testing.repos import git
+from gitreg.testing.repos import register_pushed as register
+from gitreg.testing.server import NO_FALLBACK
+from gitreg.testing.server import ServeProcess as Server
+from gitreg.testing.server import wait_for as wait_until
 
 pytestmark = pytest.mark.slow
-
-serve = e2e.serve  # fixtures: a `gitreg serve` process, a moto_server of the test's own
-private_moto = e2e.private_moto
 
 V1 = "v2025-07-01--10h00"
 V2 = "v2025-07-02--10h00"

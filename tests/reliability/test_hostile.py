@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import git, run_cli
 from gitreg.errors import GitregError, InvalidModelName, InvalidVersionName, ManifestError
 from gitreg.manifest import loads
+from gitreg.testing.cli import run_cli
+from gitreg.testing.repos import git
 
 V1 = "v2025-07-01--10h00"
 V2 = "v2025-07-02--10h00"

@@ -15,10 +15,19 @@ from typing import Any
 
 import pytest
 
-from _load_policy import (
+from gitreg.testing.bundles import (
+    ROW,
+    outputs,
+    safetensors_bytes,
+    torch_save_bytes,
+    write_folder,
+    write_policy,
+)
+from gitreg.testing.bundles import state_dict_metadata as meta
+from gitreg.testing.cli import run_cli
+from gitreg.testing.payloads import (
     BOMBS,
     EVIL,
-    ROW,
     TINY,
     WIDE,
     bomb,
@@ -26,15 +35,10 @@ from _load_policy import (
     loader_crash_torchscript,
     loader_hang_torchscript,
     loader_memory_hog_torchscript,
-    meta,
-    outputs,
-    safetensors_bytes,
-    torch_save_bytes,
     trained,
     unpickle_every_pickle,
-    write_folder,
 )
-from conftest import git, run_cli, write_policy
+from gitreg.testing.repos import git
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from conftest import git, run_cli
+from gitreg.testing.cli import run_cli
+from gitreg.testing.repos import git
 
 HEAVY = ("torch", "dvc", "git")  # `git` is GitPython: the read path runs plain `git` processes
 

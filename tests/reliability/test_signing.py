@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import git, run_cli
 
 from gitreg.metadata import ValidationRecord
+from gitreg.testing.cli import run_cli
+from gitreg.testing.repos import git
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen")
 
@@ -172,13 +173,9 @@ def test_serve_process_require_signed_keeps_serving_the_signed_version(
     """The real `gitreg serve --require-signed --allowed-signers FILE` process over loopback:
     the signed production version serves; after an unsigned one is promoted the signed one
     keeps answering and /health says why; a missing signers file is a one-line error."""
-    import os
-    import signal
-    import socket
-    import time
-
     import httpx
-    from tests.conftest import GITREG
+
+    from gitreg.testing.server import start_serve, wait_for
 
     use_key(registry.root, keys["good"])
     good = registry.register(make_bundle(1), "policy", sign=True, push=True).version
@@ -191,29 +188,14 @@ def test_serve_process_require_signed_keeps_serving_the_signed_version(
     assert missing.returncode == 1 and "--allowed-signers" in missing.stderr
     assert "Traceback" not in missing.stderr
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [GITREG, "serve", "--repo", str(bare_remote), "--port", str(port), "--cache", str(tmp_path / "cache"),
-         "--poll", "1", "--require-signed", "--allowed-signers", str(keys["allowed"])],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    server = start_serve(
+        bare_remote, "--poll", "1", "--require-signed", "--allowed-signers", str(keys["allowed"]),
+        cache=tmp_path / "cache", log=tmp_path / "serve.log", ready=False,
     )  # fmt: skip
+    url = server.url
 
     def poll(check: Callable[[], Any], what: str, deadline_s: float = 120.0) -> Any:
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
-            try:
-                value = check()
-            except (httpx.HTTPError, KeyError, ValueError):
-                value = None
-            if value:
-                return value
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}: {(tmp_path / 'serve.log').read_text()[-2000:]}")
+        return wait_for(check, what, deadline_s, server)
 
     def predict() -> httpx.Response:
         return httpx.post(f"{url}/predict", json={"inputs": [[0.5, -1.0, 2.0, 0.25]]}, timeout=30)
@@ -235,10 +217,7 @@ def test_serve_process_require_signed_keeps_serving_the_signed_version(
         answer = predict()
         assert answer.status_code == 200 and answer.json()["version"] == good
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        log.close()
+        server.kill()
 
 
 @pytest.mark.skipif(shutil.which("gpg") is None, reason="needs gpg")

@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import git
 from gitreg.errors import DigestMismatch, GitregError, StorageError
 from gitreg.manifest import Canary, ModelEntry
 from gitreg.serve.agent import Agent, AgentConfig
 from gitreg.serve.app import MAX_WEBHOOK_BYTES, ServeOptions, create_app, health_report, redact
 from gitreg.serve.runtime import FLOAT32_MAX, BadInput, check_inputs
 from gitreg.serve.slots import ModelSlot, NotServing, Served, Thresholds, VersionStats
+from gitreg.testing.repos import git
 
 V1 = "v2025-07-01--10h00"
 V2 = "v2025-07-02--10h00"

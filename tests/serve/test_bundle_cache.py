@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from conftest import git
 from gitreg.errors import GitregError
 from gitreg.serve.agent import Agent, AgentConfig
 from gitreg.serve.app import ServeOptions, health_report
+from gitreg.testing.repos import git
 
 V1 = "v2025-07-01--10h00"
 V2 = "v2025-07-02--10h00"

@@ -6,33 +6,26 @@ keeps serving; an architecture allowed by `--allow-architecture` is served."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from _load_policy import (
-    EVIL,
-    ROW,
-    TINY,
-    WIDE,
-    bomb,
-    install_architectures,
-    meta,
+from gitreg.testing.bundles import (
     outputs,
     safetensors_bytes,
     torch_save_bytes,
-    trained,
     write_folder,
+    write_policy,
 )
-from conftest import GITREG, free_port, git, run_cli, write_policy
+from gitreg.testing.bundles import state_dict_metadata as meta
+from gitreg.testing.cli import run_cli
+from gitreg.testing.payloads import EVIL, TINY, WIDE, bomb, install_architectures, trained
+from gitreg.testing.repos import git
+from gitreg.testing.server import ServeProcess as Server
+from gitreg.testing.server import start_serve, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -44,43 +37,8 @@ V5 = "v2025-07-05--10h00"  # pickle bomb named policy.safetensors
 V6 = "v2025-07-06--10h00"  # a WideNet state dict, allowed by `gitreg serve --allow-architecture`
 
 
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def model(self) -> dict[str, Any]:
-        return dict(httpx.get(self.url + "/health", timeout=30).json()["models"]["policy"])
-
-    def predict(self) -> httpx.Response:
-        return httpx.post(self.url + "/predict", json={"inputs": ROW}, timeout=60)
-
-    def tail(self) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
-        except OSError:
-            return "(no log)"
-
-
 def wait_until(server: Server, check: Callable[[], Any], what: str, deadline_s: float = 180.0) -> Any:
-    end = time.monotonic() + deadline_s
-    last: Any = None
-    while time.monotonic() < end:
-        if server.proc.poll() is not None:
-            raise AssertionError(f"gitreg serve exited ({server.proc.returncode}):\n{server.tail()}")
-        try:
-            value = check()
-        except (httpx.HTTPError, KeyError, ValueError) as e:
-            value, last = None, e
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{server.tail()}")
+    return wait_for(check, what, deadline_s, server)
 
 
 @pytest.fixture
@@ -88,17 +46,10 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
     def start(remote: Path, *args: str) -> Server:
-        port = free_port()
-        log = tmp_path / "serve.log"
-        cmd = [
-            GITREG, "serve", "--repo", str(remote), "--port", str(port), "--cache", str(tmp_path / "cache"),
-            "--threads", "1", "--graceful", "5", "--max-p99-ms", "600000", "--max-error-rate", "1.0", *args,
-        ]  # fmt: skip
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ), start_new_session=True
-            )
-        server = Server(proc, port, log)
+        server = start_serve(
+            remote, "--threads", "1", "--graceful", "5", "--max-p99-ms", "600000", "--max-error-rate", "1.0",
+            *args, cache=tmp_path / "cache", log=tmp_path / "serve.log", ready=False,
+        )  # fmt: skip
         started.append(server)
         return server
 
@@ -106,9 +57,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         yield start
     finally:
         for s in started:
-            if s.proc.poll() is None:
-                os.killpg(s.proc.pid, signal.SIGKILL)
-            s.proc.wait(10)
+            s.kill()
 
 
 def promote(registry: Any, version: str) -> None:

@@ -6,28 +6,27 @@ killed in a fixture's teardown."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
-import io
 import json
-import os
-import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 
-from conftest import GITREG, free_port, git, run_cli, wait_for_port, write_policy
+from gitreg.testing import load
+from gitreg.testing.bundles import ROW, close, expected_outputs, policy_bytes, slow_policy_bytes, slow_row
+from gitreg.testing.cli import run_cli
+from gitreg.testing.net import free_port
+from gitreg.testing.repos import git
+from gitreg.testing.repos import register_pushed as register
+from gitreg.testing.server import NO_FALLBACK, wait_ready
+from gitreg.testing.server import wait_for as wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -38,128 +37,9 @@ V2 = "v2025-07-02--10h00"
 V3 = "v2025-07-03--10h00"
 V4 = "v2025-07-04--10h00"
 V5 = "v2025-07-05--10h00"
-ROW = [[0.5, -1.0, 2.0, 0.25]]
-NO_FALLBACK = ("--max-p99-ms", "600000", "--max-error-rate", "1.0")  # load tests judge nothing
-
-
-# -- a server process ---------------------------------------------------------------------------
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=30)
-
-    def predict(self, inputs: Any = ROW, **kw: Any) -> httpx.Response:
-        return httpx.post(self.url + "/predict", json={"inputs": inputs}, timeout=60, **kw)
-
-    def health(self) -> dict[str, Any]:
-        return dict(self.get("/health").json())
-
-    def model(self) -> dict[str, Any]:
-        return dict(self.health()["models"]["policy"])
-
-    def metric(self, name: str, **labels: str) -> float:
-        """The value of one sample on /metrics (0 when absent)."""
-        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        prefix = f"{name}{{{want}}} " if labels else f"{name} "
-        for line in self.get("/metrics").text.splitlines():
-            if line.startswith(prefix):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
-
-    def tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-def wait_until(check: Callable[[], T], what: str, deadline_s: float = 120.0, *servers: Server) -> T:
-    """Poll ``check`` until it returns something truthy; fail with the servers' logs."""
-    end = time.monotonic() + deadline_s
-    last: Any = None
-    while time.monotonic() < end:
-        for s in servers:
-            if not s.alive():
-                raise AssertionError(
-                    f"gitreg serve exited ({s.proc.returncode}) while waiting for {what}:\n{s.tail()}"
-                )
-        try:
-            value = check()
-        except (httpx.HTTPError, KeyError, ValueError) as e:
-            value, last = None, e
-        if value:
-            return value
-        time.sleep(0.1)
-    logs = "\n".join(f"--- {s.url} ---\n{s.tail()}" for s in servers)
-    raise AssertionError(f"timed out after {deadline_s:g} s waiting for {what} (last: {last!r})\n{logs}")
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    started: list[Server] = []
-
-    def start(
-        remote: Path, *args: str, env: dict[str, str] | None = None, name: str = "a", ready: bool = True
-    ) -> Server:
-        port = free_port()
-        log = tmp_path / f"serve-{name}.log"
-        cmd = [
-            GITREG, "serve", "--repo", str(remote), "--port", str(port),
-            "--cache", str(tmp_path / f"cache-{name}"), "--threads", "1", "--graceful", "20", *args,
-        ]  # fmt: skip
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                cmd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
-                start_new_session=True,  # its own process group: teardown kills it and its children
-            )
-        server = Server(proc, port, log)
-        started.append(server)
-        if ready:
-            wait_ready(server)
-        return server
-
-    try:
-        yield start
-    finally:
-        for s in started:
-            s.kill()
-
-
-def wait_ready(*servers: Server, deadline_s: float = 180.0) -> None:
-    for s in servers:
-        wait_until(lambda s=s: s.get("/ready").status_code == 200, f"{s.url}/ready", deadline_s, s)
 
 
 # -- registry changes, as users make them --------------------------------------------------------
-def register(registry: Any, bundle: Path, version: str) -> str:
-    return str(registry.register(bundle, "policy", version=version, push=True).version)
-
-
 def promote(registry: Any, version: str, canary: float | None = None) -> None:
     if canary is None:
         registry.promote(version, "production", direct=True, push=True, force=True)
@@ -167,129 +47,18 @@ def promote(registry: Any, version: str, canary: float | None = None) -> None:
         registry.promote(version, None, canary=canary, direct=True, push=True, force=True)
 
 
-def expected_outputs(bundle: Path, inputs: Any = ROW) -> list[Any]:
-    import torch
+# -- load (the harness's), answering as (status, version, body) -------------------------------------
+class Load(load.Load):
+    def __init__(self, url: str, threads: int = 8, inputs: Any = ROW) -> None:
+        super().__init__(url, clients=threads, inputs=inputs)
 
-    module = torch.jit.load(str(bundle / "policy.pt"))
-    with torch.inference_mode():
-        return list(module(torch.tensor(inputs, dtype=torch.float32)).tolist())
+    def all(self) -> list[tuple[int, str, Any]]:  # type: ignore[override]
+        return self.answers()
 
-
-def close(a: Any, b: Any, tol: float = 1e-4) -> bool:
-    if isinstance(a, list):
-        return (
-            isinstance(b, list)
-            and len(a) == len(b)
-            and all(close(x, y, tol) for x, y in zip(a, b, strict=True))
-        )
-    return abs(float(a) - float(b)) <= tol
-
-
-# -- a policy whose forward pass takes as long as its input asks ----------------------------------
-def slow_policy_bytes() -> bytes:
-    """TorchScript: ``x[0, 3]`` rounds of a 256x256 matmul, then a linear layer. A zero input
-    (the smoke test and warm-up) is instant; a request picks its own latency."""
-    import torch
-
-    class SlowPolicy(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            torch.manual_seed(5)
-            self.lin = torch.nn.Linear(4, 2)
-            self.w = torch.nn.Parameter(torch.randn(256, 256) / 16.0)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            rounds = int(x[0, 3].item())
-            z = torch.ones(256, 256)
-            for _ in range(rounds):
-                z = torch.tanh(z @ self.w)
-            return self.lin(x) + 0.0 * z.mean()
-
-    buf = io.BytesIO()
-    torch.jit.save(torch.jit.script(SlowPolicy()), buf)
-    return buf.getvalue()
-
-
-@functools.cache
-def seconds_per_round() -> float:
-    """One round of the slow policy on one thread, measured here (the server runs --threads 1);
-    the fastest of three tries, so that a busy machine makes requests slower, never faster."""
-    import torch
-
-    module = torch.jit.load(io.BytesIO(slow_policy_bytes()))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        module(torch.tensor([[0.0, 0.0, 0.0, 5.0]]))
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            module(torch.tensor([[0.0, 0.0, 0.0, 20.0]]))
-            times.append((time.perf_counter() - t0) / 20)
-        return max(min(times), 1e-4)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def slow_row(seconds: float) -> list[list[float]]:
-    return [[0.0, 0.0, 0.0, float(max(1, round(seconds / seconds_per_round())))]]
-
-
-def policy_bytes(**kw: Any) -> bytes:
-    buf = io.BytesIO()
-    path = Path(f"/tmp/gitreg-policy-{uuid.uuid4().hex}.pt")
-    try:
-        write_policy(path, **kw)
-        buf.write(path.read_bytes())
-    finally:
-        path.unlink(missing_ok=True)
-    return buf.getvalue()
-
-
-# -- load ---------------------------------------------------------------------------------------
-@dataclass
-class Load:
-    """Client threads hammering /predict, recording (status, version, outputs) per thread."""
-
-    url: str
-    threads: int = 8
-    inputs: Any = field(default_factory=lambda: ROW)
-    results: list[list[tuple[int, str, Any]]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _workers: list[threading.Thread] = field(default_factory=list)
-
-    def __enter__(self) -> Load:
-        self.results = [[] for _ in range(self.threads)]
-        for i in range(self.threads):
-            t = threading.Thread(target=self._run, args=(self.results[i],), daemon=True)
-            t.start()
-            self._workers.append(t)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._workers:
-            t.join(60)
-
-    def _run(self, out: list[tuple[int, str, Any]]) -> None:
-        with httpx.Client(timeout=60) as client:
-            while not self._stop.is_set():
-                try:
-                    r = client.post(self.url + "/predict", json={"inputs": self.inputs})
-                    body = r.json() if r.status_code == 200 else r.text
-                    out.append((r.status_code, body["version"] if r.status_code == 200 else "", body))
-                except Exception as e:  # a refused or broken connection is a failed request too
-                    out.append((-1, "", repr(e)))
-
-    def all(self) -> list[tuple[int, str, Any]]:
-        return [r for per_thread in self.results for r in per_thread]
-
-    def seen(self, version: str, after: int = 0) -> int:
-        """How many answers named ``version`` (counting only those after the first ``after``)."""
-        return sum(1 for _, v, _ in self.all()[after:] if v == version)
-
-    def last_versions(self) -> set[str]:
-        return {per[-1][1] for per in self.results if per}
+    @property
+    def results(self) -> list[list[tuple[int, str, Any]]]:
+        """The answers client by client."""
+        return [[(s.status, s.version, s.body) for s in list(per)] for per in self.samples]
 
 
 # -- registries ----------------------------------------------------------------------------------
@@ -434,54 +203,6 @@ def test_git_remote_away_keeps_serving_and_recovers(registry, remote, make_bundl
 
 
 # == (4) S3 goes away mid-pull and comes back =====================================================
-class PrivateMoto:
-    """A moto_server of this test's own, to stop and start again on the same port."""
-
-    def __init__(self, port: int, log: Path) -> None:
-        self.port = port
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.endpoint = f"http://127.0.0.1:{port}"
-
-    def start(self) -> None:
-        exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [exe, "-H", "127.0.0.1", "-p", str(self.port)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        wait_for_port(self.port, 60)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        self.proc = None
-
-    def client(self) -> Any:
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        )
-
-
-@pytest.fixture
-def private_moto(tmp_path: Path) -> Iterator[PrivateMoto]:
-    moto = PrivateMoto(free_port(), tmp_path / "moto.log")
-    moto.start()
-    try:
-        yield moto
-    finally:
-        moto.stop()
-
-
 def test_s3_away_mid_pull_keeps_serving_and_recovers(
     private_moto, bare_remote, make_bundle, serve, tmp_path, clock
 ):

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, git, run_cli
+from gitreg.testing.cli import run_cli
+from gitreg.testing.net import free_port
+from gitreg.testing.repos import git
 
 pytestmark = pytest.mark.slow
 

@@ -4,11 +4,13 @@ the functions that need it."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import struct
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +129,73 @@ def outputs(net: Any, inputs: Any = ROW) -> list[Any]:
 
     with torch.inference_mode():
         return list(net(torch.tensor(inputs, dtype=torch.float32)).tolist())
+
+
+def expected_outputs(bundle: Path, inputs: Any = ROW) -> list[Any]:
+    """What the bundle's TorchScript policy.pt answers to ``inputs``, computed here."""
+    import torch
+
+    module = torch.jit.load(str(bundle / "policy.pt"))
+    with torch.inference_mode():
+        return list(module(torch.tensor(inputs, dtype=torch.float32)).tolist())
+
+
+def close(a: Any, b: Any, tol: float = 1e-4) -> bool:
+    """Nested lists of numbers equal within ``tol``."""
+    if isinstance(a, list):
+        return (
+            isinstance(b, list)
+            and len(a) == len(b)
+            and all(close(x, y, tol) for x, y in zip(a, b, strict=True))
+        )
+    return abs(float(a) - float(b)) <= tol
+
+
+# -- a policy whose forward pass takes as long as its input asks ----------------------------------
+def slow_policy_bytes() -> bytes:
+    """TorchScript: ``x[0, 3]`` rounds of a 256x256 matmul, then a linear layer. A zero input
+    (the smoke test and warm-up) is instant; a request picks its own latency."""
+    import torch
+
+    class SlowPolicy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(5)
+            self.lin = torch.nn.Linear(4, 2)
+            self.w = torch.nn.Parameter(torch.randn(256, 256) / 16.0)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            rounds = int(x[0, 3].item())
+            z = torch.ones(256, 256)
+            for _ in range(rounds):
+                z = torch.tanh(z @ self.w)
+            return self.lin(x) + 0.0 * z.mean()
+
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(SlowPolicy()), buf)
+    return buf.getvalue()
+
+
+@functools.cache
+def seconds_per_round() -> float:
+    """One round of the slow policy on one thread, measured here (the server runs --threads 1);
+    the fastest of three tries, so that a busy machine makes requests slower, never faster."""
+    import torch
+
+    module = torch.jit.load(io.BytesIO(slow_policy_bytes()))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        module(torch.tensor([[0.0, 0.0, 0.0, 5.0]]))
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            module(torch.tensor([[0.0, 0.0, 0.0, 20.0]]))
+            times.append((time.perf_counter() - t0) / 20)
+        return max(min(times), 1e-4)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def slow_row(seconds: float) -> list[list[float]]:
+    return [[0.0, 0.0, 0.0, float(max(1, round(seconds / seconds_per_round())))]]

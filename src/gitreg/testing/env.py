@@ -43,10 +43,12 @@ def env_vars(home: Path, gitconfig: Path | None = None) -> dict[str, str]:
         "HOME": str(home),
         "XDG_DATA_HOME": str(home / ".local" / "share"),
         "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
         "GIT_CONFIG_GLOBAL": str(gitconfig or home / ".gitconfig"),
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_TERMINAL_PROMPT": "0",
         "DVC_NO_ANALYTICS": "1",
+        "DVC_NO_UPDATER": "1",
         "DVC_SITE_CACHE_DIR": str(home / ".dvc-site-cache"),
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -61,11 +63,18 @@ def make_home(home: Path, **gitconfig: str) -> dict[str, str]:
     return env_vars(home)
 
 
-def clean_environ(home: Path, base: Mapping[str, str] | None = None, **gitconfig: str) -> dict[str, str]:
-    """A whole environment for subprocesses: ``base`` (default ``os.environ``) without git, DVC,
-    AWS and gitreg variables nor ``UNSET``, plus the isolated HOME created under ``home``."""
+def clean_environ(
+    home: Path,
+    base: Mapping[str, str] | None = None,
+    *,
+    drop: tuple[str, ...] = FOREIGN_PREFIXES,
+    **gitconfig: str,
+) -> dict[str, str]:
+    """A whole environment for subprocesses: ``base`` (default ``os.environ``) without the
+    variables starting with ``drop`` (git, DVC, AWS, gitreg) nor ``UNSET``, plus the isolated
+    HOME created under ``home``."""
     source = os.environ if base is None else base
-    env = {k: v for k, v in source.items() if not k.startswith(FOREIGN_PREFIXES) and k not in UNSET}
+    env = {k: v for k, v in source.items() if not k.startswith(drop) and k not in UNSET}
     env.update(make_home(home, **gitconfig))
     return env
 

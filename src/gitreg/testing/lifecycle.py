@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from gitreg.testing.bundles import write_bundle
 from gitreg.testing.env import SetsEnv, isolated_home
@@ -219,3 +219,17 @@ def commit_manifest(repo: Repo, text: str, message: str = "edit models.yaml by h
     (repo.path / "models.yaml").write_text(text)
     repo.git("commit", "-q", "-m", message, "--", "models.yaml")
     return repo.head()
+
+
+def set_retention(reg: Any, model: str = "policy", **retention: int) -> None:
+    """Commit a ``retention:`` block (flow style) for ``model`` in the registry's models.yaml."""
+    from ruamel.yaml.comments import CommentedMap
+
+    from gitreg import manifest as mf
+
+    m = mf.load(reg.manifest_path)
+    ret = CommentedMap(retention)
+    ret.fa.set_flow_style()
+    m.doc["models"][model]["retention"] = ret
+    m.save(reg.manifest_path)
+    git(reg.root, "commit", "-q", "-m", f"retention for {model}", "--", mf.MANIFEST_FILE)

@@ -39,7 +39,7 @@ class Load:
         path: str = "/predict",
         inputs: Any = ROW,
         max_requests: int = 1_000_000,
-        max_seconds: float = 600.0,
+        max_seconds: float = 1800.0,
         timeout: float = 60.0,
     ) -> None:
         parts = urlsplit(url)
@@ -105,26 +105,30 @@ class Load:
             conn.close()
 
     # -- what was answered ------------------------------------------------------------------------
-    def all(self) -> list[Sample]:
+    def _flat(self) -> list[Sample]:
         return [s for per in self.samples for s in list(per)]
+
+    def all(self) -> list[Sample]:
+        """Every request so far, client by client."""
+        return self._flat()
 
     def answers(self) -> list[tuple[int, str, Any]]:
         """Every request as (status, version, body)."""
-        return [(s.status, s.version, s.body) for s in self.all()]
+        return [(s.status, s.version, s.body) for s in self._flat()]
 
     def count(self) -> int:
         return sum(len(per) for per in self.samples)
 
     def failed(self) -> int:
-        return sum(1 for s in self.all() if s.status != 200)
+        return sum(1 for s in self._flat() if s.status != 200)
 
     def seen(self, version: str, after: int = 0) -> int:
         """How many answers named ``version`` (counting only those after the first ``after``)."""
-        return sum(1 for s in self.all()[after:] if s.version == version)
+        return sum(1 for s in self._flat()[after:] if s.version == version)
 
     def by_version(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for s in self.all():
+        for s in self._flat():
             if s.status == 200:
                 counts[s.version] = counts.get(s.version, 0) + 1
         return counts

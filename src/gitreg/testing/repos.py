@@ -35,6 +35,11 @@ def init_registry(path: Path, *, remote: str | Path, origin: Path | None = None,
     return path
 
 
+def register_pushed(registry: Any, bundle: Path, version: str, model: str = "policy") -> str:
+    """Register ``bundle`` as ``version`` of ``model`` and push it, as a user would; the version."""
+    return str(registry.register(bundle, model, version=version, push=True).version)
+
+
 def version_name(i: int) -> str:
     """The ``i``-th of a series of version names, one a day from 2025-07-01."""
     return f"v2025-07-{i + 1:02d}--10h00"
@@ -77,7 +82,7 @@ def registry_with_versions(
     for i in range(n_versions):
         v = version_name(i)
         bundles[v] = write_bundle(work / "bundles" / v, i + 1)
-        reg.register(bundles[v], model, version=v, push=True)
+        register_pushed(reg, bundles[v], v, model)
         versions.append(v)
     out = RegistryWithRemote(reg, repo, remote, versions, bundles)
     if promote_first and versions:

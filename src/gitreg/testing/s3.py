@@ -14,7 +14,9 @@ from gitreg.testing.server import start_process, stop_process
 
 
 def moto_executable() -> str:
-    return shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    """This environment's moto_server (next to the interpreter), else the one on PATH."""
+    here = Path(sys.executable).parent / "moto_server"
+    return str(here) if here.exists() else shutil.which("moto_server") or str(here)
 
 
 class MotoServer:

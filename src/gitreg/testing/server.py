@@ -7,14 +7,18 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from gitreg.testing.bundles import ROW
 from gitreg.testing.cli import gitreg_command
-from gitreg.testing.net import LOOPBACK, free_port, http_request, wait_until
+from gitreg.testing.net import LOOPBACK, TRANSIENT, free_port, http_request, wait_until
+
+T = TypeVar("T")
+# Flags that turn off the agent's latency/error fallback: load tests and benchmarks judge nothing.
+NO_FALLBACK = ("--max-p99-ms", "600000", "--max-error-rate", "1.0")
 
 
 def start_process(
@@ -156,3 +160,24 @@ def start_serve(
             server.kill()
             raise
     return server
+
+
+def http_errors() -> tuple[type[BaseException], ...]:
+    """What a poll of a server shrugs off: ``net.TRANSIENT`` and, when installed, httpx's errors."""
+    try:
+        import httpx
+    except ImportError:
+        return TRANSIENT
+    return (*TRANSIENT, httpx.HTTPError)
+
+
+def wait_for(check: Callable[[], T], what: str, deadline_s: float = 120.0, *servers: ServeProcess) -> T:
+    """``wait_until`` in the tests' calling convention: poll ``check`` every 0.1 s until it returns
+    something truthy; fail at once if one of ``servers`` exits, naming what each logged."""
+    return wait_until(check, deadline_s, what=what, every=0.1, watch=servers, errors=http_errors())
+
+
+def wait_ready(*servers: ServeProcess, deadline_s: float = 180.0) -> None:
+    """Wait until every one of ``servers`` answers /ready with 200."""
+    for s in servers:
+        s.wait_ready(deadline_s)
