@@ -17,6 +17,30 @@ from gitreg.testing.repos import init_bare, init_registry
 from gitreg.testing.s3 import MotoServer
 from gitreg.testing.server import ServeProcess, start_serve
 
+# -- markers: what a test needs, derived from what it uses (registered in pyproject.toml) ----------
+S3_FIXTURES = {"moto_s3", "private_moto"}
+TORCH_FIXTURES = {"make_bundle"}  # writes TorchScript bundles
+# A module needs torch when it imports it or a harness module that builds torch models.
+TORCH_IMPORTS = (
+    "import torch",
+    "gitreg.testing.bundles",
+    "gitreg.testing.payloads",
+    "gitreg.testing.lifecycle",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    sources: dict[Path, str] = {}
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        path = Path(item.fspath)
+        if path not in sources:
+            sources[path] = path.read_text()
+        if names & S3_FIXTURES:
+            item.add_marker(pytest.mark.s3)
+        if names & TORCH_FIXTURES or any(text in sources[path] for text in TORCH_IMPORTS):
+            item.add_marker(pytest.mark.torch)
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
