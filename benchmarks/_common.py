@@ -1,5 +1,6 @@
-"""Shared helpers for the gitreg benchmarks: an isolated environment, timed subprocesses with
-their own peak RSS, medians, and the table + JSON report.
+"""Shared helpers for the gitreg benchmarks: the harness's isolated environment (gitreg.testing.env)
+with benchmark settings, timed subprocesses with their own peak RSS, medians, machine info, and
+the table + JSON report.
 
 Not part of the test suite. Every benchmark runs its commands as real subprocesses (the installed
 console scripts), measures a floor in the same run, and reports the ratio to that floor.
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from gitreg.testing.env import FOREIGN_PREFIXES, clean_environ
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -129,36 +132,18 @@ def median(xs: Sequence[float]) -> float:
 
 @contextmanager
 def isolated_env(prefix: str, keep: bool = False) -> Iterator[tuple[Path, dict[str, str]]]:
-    """A temp folder with its own HOME, git identity (GIT_CONFIG_GLOBAL, no system config) and
-    quiet DVC; yields (workdir, env) and removes the folder afterwards unless ``keep``."""
+    """A temp folder with the harness's isolated HOME (its own git identity, no system config,
+    quiet DVC; gc off) and, for stable timings, no virtualenv or Python variables, the C locale
+    and 200 columns; yields (workdir, env) and removes the folder afterwards unless ``keep``."""
     work = Path(tempfile.mkdtemp(prefix=f"gitreg-bench-{prefix}-"))
-    home = work / "home"
-    home.mkdir()
-    gitconfig = home / ".gitconfig"
-    gitconfig.write_text(
-        "[user]\n\tname = Bench User\n\temail = bench@example.com\n"
-        "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
-        "[gc]\n\tauto = 0\n"
+    env = clean_environ(
+        work / "home",
+        drop=(*FOREIGN_PREFIXES, "VIRTUAL_ENV", "PYTHON"),
+        name="Bench User",
+        email="bench@example.com",
+        extra="[gc]\n\tauto = 0\n",
     )
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GIT_", "DVC_", "AWS_", "GITREG_", "VIRTUAL_ENV", "PYTHON"))
-    }
-    env.update(
-        HOME=str(home),
-        XDG_DATA_HOME=str(home / ".local" / "share"),
-        XDG_CACHE_HOME=str(home / ".cache"),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        GIT_CONFIG_GLOBAL=str(gitconfig),
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_TERMINAL_PROMPT="0",
-        DVC_NO_ANALYTICS="1",
-        DVC_NO_UPDATER="1",
-        DVC_SITE_CACHE_DIR=str(home / ".dvc-site-cache"),
-        LC_ALL="C",
-        COLUMNS="200",
-    )
+    env.update(LC_ALL="C", COLUMNS="200")
     try:
         yield work, env
     finally:

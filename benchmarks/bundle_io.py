@@ -31,14 +31,8 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +52,7 @@ from _common import (
     venv_tool,
     write_results,
 )
+from gitreg.testing.s3 import MotoServer
 
 CHUNK = 8 << 20
 BUCKET = "gitreg-bench"
@@ -135,45 +130,6 @@ def rm(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def moto_server(work: Path, env: dict[str, str]) -> Iterator[str]:
-    """A moto_server on 127.0.0.1:<free port>, stopped (by its pid) on exit."""
-    port = free_port()
-    log = open(work / "moto.log", "wb")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [venv_tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"moto_server did not start; see {work / 'moto.log'}") from None
-                time.sleep(0.2)
-        yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 # -- one comparison ------------------------------------------------------------------------------
@@ -449,7 +405,7 @@ def main() -> int:
         env = {**base_env, **S3_ENV}
         os.environ.update(S3_ENV)  # for this process's own boto3 checks
         with ExitStack() as stack:
-            endpoint = stack.enter_context(moto_server(work, env)) if s3_sizes else None
+            endpoint = stack.enter_context(MotoServer(log=work / "moto.log")).endpoint if s3_sizes else None
             if endpoint:
                 import boto3
 

@@ -669,7 +669,7 @@ def demo(
     keep: Annotated[bool, typer.Option(help="Keep the demo folder afterwards.")] = False,
 ) -> None:
     """Run the guided demo on a throwaway registry (local bare Git remote, local DVC remote)."""
-    from gitreg.cli.demo import run_demo
+    from gitreg.demo import run_demo
 
     run_demo(workdir, keep=keep)
 

@@ -1,0 +1,52 @@
+"""`gitreg demo` end to end, through the real CLI, as `make demo` runs it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gitreg.testing.cli import run_cli
+
+VERSION = re.compile(r"v\d{4}-\d{2}-\d{2}--\d{2}h\d{2}(?:-\d+)?")
+
+
+@pytest.mark.slow
+def test_demo_runs_and_keeps_a_registry_with_pushed_tags_and_uploaded_bytes(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    # no global Git config at all: the demo must bring its own identity
+    no_config = {"GIT_CONFIG_GLOBAL": str(tmp_path / "no-gitconfig")}
+    proc = run_cli("demo", "--workdir", str(workdir), "--keep", cwd=tmp_path, env=no_config)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    out = proc.stdout
+    versions = sorted(set(VERSION.findall(out)))
+    assert len(versions) == 2, versions
+    for v in versions:
+        assert f"{v}: validation PASSED" in out
+    # the final listing shows both versions as validated
+    final_list = out.split("List again", 1)[1]
+    for v in versions:
+        assert re.search(rf"^{re.escape(v)}\s+policy\s+\w+\s+validated\b", final_list, re.MULTILINE), v
+    assert "Traceback" not in proc.stderr
+    assert "Warning" not in proc.stderr, proc.stderr
+
+    remote = workdir / "remote.git"
+    tags = subprocess.run(
+        ["git", "ls-remote", "--tags", str(remote)], check=True, capture_output=True, text=True
+    ).stdout
+    for v in versions:
+        assert f"refs/tags/{v}" in tags.split()
+    notes = subprocess.run(
+        ["git", "ls-remote", str(remote), "refs/notes/gitreg"], check=True, capture_output=True, text=True
+    ).stdout
+    assert "refs/notes/gitreg" in notes
+
+    objects = [p for p in (workdir / "dvc-remote").rglob("*") if p.is_file()]
+    assert len(objects) >= 2  # one policy.pt per version
+
+    pulled = workdir / "pulled" / versions[0]
+    assert (pulled / "policy.pt").is_file() and (pulled / "metadata.json").is_file()
+    assert (workdir / "registry" / "models.yaml").is_file()
