@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import signal
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import httpx
 import pytest
 
 from gitreg.testing.bundles import ROW, close, expected_outputs, slow_policy_bytes, slow_row
+from gitreg.testing.load import Load as HarnessLoad
 from gitreg.testing.repos import git
 from gitreg.testing.repos import register_pushed as register
 from gitreg.testing.server import NO_FALLBACK
@@ -36,53 +35,25 @@ def promote(registry: Any, version: str) -> None:
     registry.promote(version, "production", direct=True, push=True, force=True)
 
 
-@dataclass
-class Hammer:
-    """Client threads posting to /predict; each answer is (started, ended, status, version)."""
+class Hammer(HarnessLoad):
+    """The harness's load, paced (5 ms between a client's requests); each answer is
+    (started, ended, status, version or the error)."""
 
-    url: str
-    threads: int = 3
-    inputs: Any = field(default_factory=lambda: ROW)
-    answers: list[tuple[float, float, int, str]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _workers: list[threading.Thread] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, url: str, threads: int = 3, inputs: Any = ROW) -> None:
+        super().__init__(url, clients=threads, inputs=inputs, pause=0.005)
 
-    def __enter__(self) -> Hammer:
-        for _ in range(self.threads):
-            t = threading.Thread(target=self._run, daemon=True)
-            t.start()
-            self._workers.append(t)
-        return self
+    @property
+    def answers(self) -> list[tuple[float, float, int, str]]:
+        return [
+            (s.start, s.start + s.seconds, s.status, s.version if s.status == 200 else str(s.body))
+            for s in self.all()
+        ]
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def count(self, version: str) -> int:  # type: ignore[override]
+        return sum(1 for s in self.all() if s.status == 200 and s.version == version)
 
-    def stop(self) -> None:
-        self._stop.set()
-        for t in self._workers:
-            t.join(60)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=60) as client:
-            while not self._stop.is_set():
-                t0 = time.monotonic()
-                try:
-                    r = client.post(self.url + "/predict", json={"inputs": self.inputs})
-                    status, version = r.status_code, (r.json()["version"] if r.status_code == 200 else r.text)
-                except Exception as e:  # refused or broken: a failed request too
-                    status, version = -1, repr(e)
-                with self._lock:
-                    self.answers.append((t0, time.monotonic(), status, version))
-                time.sleep(0.005)
-
-    def count(self, version: str) -> int:
-        with self._lock:
-            return sum(1 for *_, status, v in self.answers if status == 200 and v == version)
-
-    def failed(self, before: float | None = None) -> list[tuple[float, float, int, str]]:
-        with self._lock:
-            return [a for a in self.answers if a[2] != 200 and (before is None or a[0] < before)]
+    def failed(self, before: float | None = None) -> list[tuple[float, float, int, str]]:  # type: ignore[override]
+        return [a for a in self.answers if a[2] != 200 and (before is None or a[0] < before)]
 
 
 def assert_none_failed(load: Hammer) -> None:

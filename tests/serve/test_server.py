@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from gitreg.testing import load
 from gitreg.testing.bundles import ROW, close, expected_outputs, policy_bytes, slow_policy_bytes, slow_row
 from gitreg.testing.cli import run_cli
+from gitreg.testing.load import Load as HarnessLoad
 from gitreg.testing.net import free_port
 from gitreg.testing.repos import git
 from gitreg.testing.repos import register_pushed as register
@@ -48,7 +48,7 @@ def promote(registry: Any, version: str, canary: float | None = None) -> None:
 
 
 # -- load (the harness's), answering as (status, version, body) -------------------------------------
-class Load(load.Load):
+class Load(HarnessLoad):
     def __init__(self, url: str, threads: int = 8, inputs: Any = ROW) -> None:
         super().__init__(url, clients=threads, inputs=inputs)
 

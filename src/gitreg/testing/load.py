@@ -29,7 +29,8 @@ class Sample:
 
 
 class Load:
-    """Use as a context manager: the threads start on enter and are joined on exit."""
+    """Use as a context manager: the threads start on enter and are joined on exit. ``pause``
+    spaces each client's requests; ``timeout`` bounds each request."""
 
     def __init__(
         self,
@@ -41,12 +42,13 @@ class Load:
         max_requests: int = 1_000_000,
         max_seconds: float = 1800.0,
         timeout: float = 60.0,
+        pause: float = 0.0,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or parts.hostname not in LOOPBACK_HOSTS or parts.port is None:
             raise ValueError(f"the load generator only targets http://127.0.0.1:PORT, not {url!r}")
         self.url, self.host, self.port = url, parts.hostname, parts.port
-        self.clients, self.path, self.timeout = clients, path, timeout
+        self.clients, self.path, self.timeout, self.pause = clients, path, timeout, pause
         self.body = json.dumps({"inputs": inputs}).encode()
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.samples: list[list[Sample]] = [[] for _ in range(clients)]
@@ -101,6 +103,8 @@ class Load:
                 out.append(Sample(t0, time.monotonic() - t0, -1, "", repr(e)))
                 conn.close()
                 conn = None
+            if self.pause:  # pacing between a client's requests (leaves the server some CPU)
+                self._stop.wait(self.pause)
         if conn is not None:
             conn.close()
 
