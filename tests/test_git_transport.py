@@ -84,6 +84,12 @@ def test_unreachable_remotes_are_git_errors_with_gits_words(tmp_path: Path, orig
         GitRepo(clone).fetch(str(missing), ["+refs/notes/gitreg:refs/notes/gitreg-remote"])
     assert e.value.message.startswith("git fetch: fatal:"), e.value.message
 
+    # GitPython refuses git's ext:: transport (it runs a command): a GitError, nothing run
+    pwned = tmp_path / "pwned"
+    with pytest.raises(GitError) as e:
+        GitRepo(clone).push(f"ext::sh -c touch% {pwned}", ["refs/tags/v2025-01-01--00h01"])
+    assert "UnsafeProtocolError" in e.value.message and not pwned.exists()
+
 
 def test_the_read_path_does_not_import_gitpython(origin: Path) -> None:
     code = (

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from git import GitCommandError, PushInfo, Remote, RemoteProgress, Repo
+from git.exc import GitError as GitPythonError  # the base of every error GitPython raises
 
 from gitreg.errors import GitError
 from gitreg.gitrepo.parse import TransferProgress
@@ -71,16 +72,20 @@ class _Progress(RemoteProgress):
         return "\n".join([*self.error_lines, *other])
 
 
-def _error(command: str, progress: _Progress, e: GitCommandError, hint: str) -> GitError:
-    said = progress.said() or str(e.stderr or "").strip().removeprefix("stderr:").strip(" '\n")
-    return GitError(command, said or f"git exited with status {e.status}", hint)
+def _error(command: str, progress: _Progress, e: GitPythonError, hint: str) -> GitError:
+    """GitPython's error as gitreg's: git's own lines when it printed any, else what
+    GitPython says (a repository it cannot open, a refused protocol)."""
+    if isinstance(e, GitCommandError):
+        said = progress.said() or str(e.stderr or "").strip().removeprefix("stderr:").strip(" '\n")
+        return GitError(command, said or f"git exited with status {e.status}", hint)
+    return GitError(command, progress.said() or f"error: {type(e).__name__}: {e}", hint)
 
 
 def clone_mirror(url: str, dest: Path, env: dict[str, str], progress: ProgressCallback | None) -> None:
     p = _Progress("clone", progress)
     try:
         Repo.clone_from(url, dest, mirror=True, progress=p, env=env)
-    except GitCommandError as e:
+    except GitPythonError as e:
         raise _error("clone", p, e, f"check that {url} is reachable and you may read it") from None
 
 
@@ -95,12 +100,16 @@ def fetch(
     force: bool = False,
 ) -> None:
     p = _Progress("fetch", progress)
-    repo = Repo(root)
+    hint = f"check that {remote!r} is reachable and you may read it"
+    try:
+        repo = Repo(root)
+    except GitPythonError as e:
+        raise _error("fetch", p, e, hint) from None
     try:
         with repo.git.custom_environment(**env):
             Remote(repo, remote).fetch(list(refspecs) or None, progress=p, prune=prune, force=force)
-    except GitCommandError as e:
-        raise _error("fetch", p, e, f"check that {remote!r} is reachable and you may read it") from None
+    except GitPythonError as e:
+        raise _error("fetch", p, e, hint) from None
     finally:
         repo.close()
 
@@ -110,11 +119,14 @@ def push(
 ) -> None:
     p = _Progress("push", progress)
     hint = f"check that {remote!r} is reachable and you may push; then re-run with --push"
-    repo = Repo(root)
+    try:
+        repo = Repo(root)
+    except GitPythonError as e:
+        raise _error("push", p, e, hint) from None
     try:
         with repo.git.custom_environment(**env):
             infos = Remote(repo, remote).push(list(refspecs), progress=p)
-    except GitCommandError as e:
+    except GitPythonError as e:
         raise _error("push", p, e, hint) from None
     finally:
         repo.close()
