@@ -26,7 +26,7 @@ from pydantic import BaseModel
 R = TypeVar("R")
 
 Piece = str | tuple[str, str]  # text, or (text, rich style); the text is always escaped
-CELL_LIMIT = 200  # characters of one table cell before it is cut (the JSON form has it all)
+CELL_LIMIT = 120  # characters of one table cell before it is cut (the JSON form has it all)
 
 # -- escaping --------------------------------------------------------------------------------------
 _ESCAPES: dict[int, str] = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
@@ -97,10 +97,19 @@ def text(*pieces: Piece, limit: int | None = None) -> Any:
     from rich.text import Text
 
     out = Text()
+    room = limit if limit is not None else -1
+    cut = 0  # characters left out
     for piece in pieces:
         s, style = (piece, "") if isinstance(piece, str) else piece
         s = visible(s)
-        out.append(clip(s, limit) if limit is not None else s, style=style or None)
+        if room >= 0:
+            if cut or len(s) > room:
+                cut += len(s) - room
+                s = s[:room]
+            room -= len(s)
+        out.append(s, style=style or None)
+    if cut:
+        out.append(f"… (+{cut} chars)")
     return out
 
 
