@@ -10,7 +10,7 @@ from typing import Any
 
 from gitreg.doctor import DoctorReport
 from gitreg.lifecycle import ChangeResult, CheckReport, ModelStatus, StageChange
-from gitreg.metadata import ValidationRecord
+from gitreg.metadata import CheckResult, ValidationRecord
 from gitreg.registry import Comparison, InitResult, PullResult, RegisterResult, VersionInfo
 from gitreg.report import LineageNode, Report
 from gitreg.retention import CleanupResult
@@ -20,6 +20,7 @@ Health = dict[str, Any]  # /health as the agent returns it (serve/ will give it 
 __all__ = [
     "ChangeResult",
     "CheckReport",
+    "CheckResult",
     "CleanupResult",
     "Comparison",
     "DoctorReport",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from gitreg.cli._types import (
         ChangeResult,
         CheckReport,
+        CheckResult,
         CleanupResult,
         Comparison,
         DoctorReport,
@@ -99,7 +100,7 @@ def _status(status: str, default: str = "") -> Piece:
     return (status, STATUS_STYLE.get(status, default))
 
 
-def _checks(out: Output, checks: list[Any]) -> None:
+def _checks(out: Output, checks: list[CheckResult]) -> None:
     for check in checks:
         mark = ("✓", "green") if check.ok else ("✗", "red")
         out.line("  ", mark, f" {check.name}: {check.detail}")
