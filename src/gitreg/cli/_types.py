@@ -1,0 +1,37 @@
+"""The result types the views render, imported in this one place.
+
+The core modules are being reorganized: when a type moves, only this file changes. Views import
+these names under ``TYPE_CHECKING`` only, so that a command pays for the modules it uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gitreg.doctor import DoctorReport
+from gitreg.lifecycle import ChangeResult, CheckReport, ModelStatus, StageChange
+from gitreg.metadata import CheckResult, ValidationRecord
+from gitreg.registry import Comparison, InitResult, PullResult, RegisterResult, VersionInfo
+from gitreg.report import LineageNode, Report
+from gitreg.retention import CleanupResult
+
+Health = dict[str, Any]  # /health as the agent returns it (serve/ will give it a pydantic type)
+
+__all__ = [
+    "ChangeResult",
+    "CheckReport",
+    "CheckResult",
+    "CleanupResult",
+    "Comparison",
+    "DoctorReport",
+    "Health",
+    "InitResult",
+    "LineageNode",
+    "ModelStatus",
+    "PullResult",
+    "RegisterResult",
+    "Report",
+    "StageChange",
+    "ValidationRecord",
+    "VersionInfo",
+]
