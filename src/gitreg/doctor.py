@@ -31,23 +31,19 @@ state, or one of the states below, which ``run`` detects and ``fix`` repairs:
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from gitreg import journal
 from gitreg import manifest as mf
+from gitreg.context import Context
 from gitreg.errors import GitError, GitregError
 from gitreg.metadata import parse_tag_message, parse_validation_note
 from gitreg.versions import is_version
-
-if TYPE_CHECKING:
-    from gitreg.registry import Registry
 
 Severity = Literal["error", "warning", "info"]
 
@@ -75,65 +71,51 @@ class DoctorReport(BaseModel):
         return [f for f in self.findings if not f.fixed and f.severity != "info"]
 
 
-def run(reg: Registry, *, fix: bool = False, remote_check: bool = False, push: bool = False) -> DoctorReport:
-    if reg.bare:
+def run(ctx: Context, *, fix: bool = False, remote_check: bool = False, push: bool = False) -> DoctorReport:
+    if ctx.bare:
         raise GitregError("gitreg doctor needs a working tree", "run it in a clone of the registry")
     if not fix:
-        findings, count = _checks(reg, remote_check)
-        return _report(reg, findings, count, fix, remote_check)
+        findings, count = _checks(ctx, remote_check)
+        return _report(ctx, findings, count, fix, remote_check)
     # Taking the lock rewrites its note and releasing it clears it: a stale note is read first.
-    stale = [f for f in _check_lock(reg, False) if f.check == "stale-lock"]
-    with reg.lock():  # no registration runs while we repair (a dead one holds no lock)
-        first, _ = _checks(reg, remote_check, lock_held=True)
-        fixed = stale + [f for f in first if f.fixable and _repair(reg, f, push)]
-        reg._manifest = None
-        findings, count = _checks(reg, remote_check, lock_held=True)
+    stale = [f for f in _check_lock(ctx, False) if f.check == "stale-lock"]
+    with ctx.lock():  # no registration runs while we repair (a dead one holds no lock)
+        first, _ = _checks(ctx, remote_check, lock_held=True)
+        fixed = stale + [f for f in first if f.fixable and _repair(ctx, f, push)]
+        ctx.invalidate()
+        findings, count = _checks(ctx, remote_check, lock_held=True)
     for f in fixed:
         f.fixed = True
-    return _report(reg, [*fixed, *findings], count, fix, remote_check)
+    return _report(ctx, [*fixed, *findings], count, fix, remote_check)
 
 
-def _report(
-    reg: Registry, findings: list[Finding], count: int, fix: bool, remote_check: bool
-) -> DoctorReport:
+def _report(ctx: Context, findings: list[Finding], count: int, fix: bool, remote_check: bool) -> DoctorReport:
     ok = not any(not f.fixed and f.severity != "info" for f in findings)
     return DoctorReport(
-        root=str(reg.root), ok=ok, fix=fix, remote_check=remote_check, versions=count, findings=findings
+        root=str(ctx.root), ok=ok, fix=fix, remote_check=remote_check, versions=count, findings=findings
     )
 
 
 # -- checks -------------------------------------------------------------------------------------
-def _checks(reg: Registry, remote_check: bool, lock_held: bool = False) -> tuple[list[Finding], int]:
+def _checks(ctx: Context, remote_check: bool, lock_held: bool = False) -> tuple[list[Finding], int]:
     out: list[Finding] = []
-    out += _check_journal(reg, lock_held)
-    out += _check_manifest_journal(reg, lock_held)
-    out += _check_stash(reg, lock_held)
-    out += _check_lock(reg, lock_held)
-    out += _check_git_locks(reg)
-    out += _check_temp_files(reg)
-    out += _check_untagged_commits(reg)
-    out += _check_manifest(reg)
-    tag_findings, count = _check_tags(reg, remote_check)
+    out += _check_journal(ctx, lock_held)
+    out += _check_manifest_journal(ctx, lock_held)
+    out += _check_stash(ctx, lock_held)
+    out += _check_lock(ctx, lock_held)
+    out += _check_git_locks(ctx)
+    out += _check_temp_files(ctx)
+    out += _check_untagged_commits(ctx)
+    out += _check_manifest(ctx)
+    tag_findings, count = _check_tags(ctx, remote_check)
     out += tag_findings
-    out += _check_notes(reg)
-    out += _check_remote_tags(reg)
+    out += _check_notes(ctx)
+    out += _check_remote_tags(ctx)
     return out, count
 
 
-def _journals(reg: Registry) -> list[tuple[Path, dict[str, object]]]:
-    return _read_journals(reg._journal_dir())
-
-
-def _read_journals(folder: Path) -> list[tuple[Path, dict[str, object]]]:
-    if not folder.is_dir():
-        return []
-    entries = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            entries.append((path, dict(json.loads(path.read_text()))))
-        except (OSError, ValueError):
-            entries.append((path, {}))
-    return entries
+def _journals(ctx: Context) -> list[tuple[Path, dict[str, object]]]:
+    return journal.register_journals(ctx)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -146,9 +128,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _check_journal(reg: Registry, lock_held: bool) -> list[Finding]:
+def _check_journal(ctx: Context, lock_held: bool) -> list[Finding]:
     out = []
-    for path, entry in _journals(reg):
+    for path, entry in _journals(ctx):
         pid = entry.get("pid")
         if not lock_held and isinstance(pid, int) and pid != os.getpid() and _pid_alive(pid):
             out.append(
@@ -162,7 +144,7 @@ def _check_journal(reg: Registry, lock_held: bool) -> list[Finding]:
             )
             continue
         version = str(entry.get("version", "?"))
-        tagged = bool(entry) and reg.git.tag(version) is not None
+        tagged = bool(entry) and ctx.git.tag(version) is not None
         what = (
             "its tag was made: --fix finishes it (removes the stash)"
             if tagged
@@ -181,25 +163,23 @@ def _check_journal(reg: Registry, lock_held: bool) -> list[Finding]:
     return out
 
 
-def _manifest_journals(reg: Registry) -> list[tuple[Path, dict[str, object]]]:
-    from gitreg.lifecycle import manifest_journal_dir
-
-    return _read_journals(manifest_journal_dir(reg))
+def _manifest_journals(ctx: Context) -> list[tuple[Path, dict[str, object]]]:
+    return journal.manifest_journals(ctx)
 
 
-def _manifest_blobs(reg: Registry) -> tuple[str | None, str | None, str | None]:
+def _manifest_blobs(ctx: Context) -> tuple[str | None, str | None, str | None]:
     """models.yaml's blob ids in HEAD, the index and the working tree (None: absent)."""
-    head = reg.git.read_file("HEAD", mf.MANIFEST_FILE)
+    head = ctx.git.read_file("HEAD", mf.MANIFEST_FILE)
     try:
-        work: str | None = reg.git.blob_id(reg.manifest_path.read_bytes())
+        work: str | None = ctx.git.blob_id(ctx.manifest_path.read_bytes())
     except OSError:
         work = None
-    return (reg.git.blob_id(head) if head is not None else None), reg.git.index_blob(mf.MANIFEST_FILE), work
+    return (ctx.git.blob_id(head) if head is not None else None), ctx.git.index_blob(mf.MANIFEST_FILE), work
 
 
-def _check_manifest_journal(reg: Registry, lock_held: bool) -> list[Finding]:
+def _check_manifest_journal(ctx: Context, lock_held: bool) -> list[Finding]:
     out = []
-    journals = _manifest_journals(reg)
+    journals = _manifest_journals(ctx)
     for path, entry in journals:
         pid = entry.get("pid")
         what = entry.get("what", "a change")
@@ -213,7 +193,7 @@ def _check_manifest_journal(reg: Registry, lock_held: bool) -> list[Finding]:
                 )
             )
             continue
-        head, index, work = _manifest_blobs(reg)
+        head, index, work = _manifest_blobs(ctx)
         known = {entry.get("old_blob"), entry.get("new_blob"), head}
         side = (
             "the new"
@@ -247,7 +227,7 @@ def _check_manifest_journal(reg: Registry, lock_held: bool) -> list[Finding]:
                 )
             )
     if not journals:
-        head, index, work = _manifest_blobs(reg)
+        head, index, work = _manifest_blobs(ctx)
         if head is not None and (index != head or work != head):
             out.append(
                 Finding(
@@ -261,11 +241,11 @@ def _check_manifest_journal(reg: Registry, lock_held: bool) -> list[Finding]:
     return out
 
 
-def _check_stash(reg: Registry, lock_held: bool) -> list[Finding]:
-    folder = reg._stash_dir()
+def _check_stash(ctx: Context, lock_held: bool) -> list[Finding]:
+    folder = ctx.paths.stash
     if not folder.is_dir():
         return []
-    claimed = {str(e.get("stash")) for _, e in _journals(reg)}
+    claimed = {str(e.get("stash")) for _, e in _journals(ctx)}
     out = []
     for stash in sorted(folder.iterdir()):
         if str(stash) in claimed:
@@ -287,8 +267,8 @@ def _check_stash(reg: Registry, lock_held: bool) -> list[Finding]:
     return out
 
 
-def _check_lock(reg: Registry, lock_held: bool) -> list[Finding]:
-    path = reg.git.git_dir / "gitreg.lock"
+def _check_lock(ctx: Context, lock_held: bool) -> list[Finding]:
+    path = ctx.paths.lock
     if lock_held or not path.exists():
         return []
     try:
@@ -320,8 +300,8 @@ def _check_lock(reg: Registry, lock_held: bool) -> list[Finding]:
     ]
 
 
-def _git_lock_files(reg: Registry) -> list[Path]:
-    gd = reg.git.git_dir
+def _git_lock_files(ctx: Context) -> list[Path]:
+    gd = ctx.git.git_dir
     found = [p for p in (gd / "index.lock", gd / "HEAD.lock", gd / "packed-refs.lock") if p.exists()]
     refs = gd / "refs"
     if refs.is_dir():
@@ -329,22 +309,22 @@ def _git_lock_files(reg: Registry) -> list[Path]:
     return found
 
 
-def _check_git_locks(reg: Registry) -> list[Finding]:
+def _check_git_locks(ctx: Context) -> list[Finding]:
     return [
         Finding(
             check="git-lock-file",
             severity="warning",
-            message=f"git lock file {p.relative_to(reg.git.git_dir.parent)} left by a killed git "
+            message=f"git lock file {p.relative_to(ctx.git.git_dir.parent)} left by a killed git "
             "(or a git command running now)",
             subject=str(p),
             fixable=True,
             hint="--fix removes it (only run it while no other git command runs here)",
         )
-        for p in _git_lock_files(reg)
+        for p in _git_lock_files(ctx)
     ]
 
 
-def _check_temp_files(reg: Registry) -> list[Finding]:
+def _check_temp_files(ctx: Context) -> list[Finding]:
     return (
         [
             Finding(
@@ -354,7 +334,7 @@ def _check_temp_files(reg: Registry) -> list[Finding]:
                 subject=str(p),
                 fixable=True,
             )
-            for p in sorted(reg.root.glob(f".{mf.MANIFEST_FILE}.*.tmp"))
+            for p in sorted(ctx.root.glob(f".{mf.MANIFEST_FILE}.*.tmp"))
         ]
         + [
             Finding(
@@ -364,7 +344,7 @@ def _check_temp_files(reg: Registry) -> list[Finding]:
                 subject=str(p),
                 fixable=True,
             )
-            for p in sorted((reg.git.git_dir / "gitreg").glob(".list-cache-*.tmp"))
+            for p in sorted(ctx.paths.state.glob(".list-cache-*.tmp"))
             if _older_than(p, 60.0)  # a younger one may be a listing writing it now
         ]
         + [
@@ -375,8 +355,8 @@ def _check_temp_files(reg: Registry) -> list[Finding]:
                 subject=str(p),
                 fixable=True,
             )
-            for folder in ("journal", "manifest-journal")
-            for p in sorted((reg.git.git_dir / "gitreg" / folder).glob(".*.tmp"))
+            for folder in (ctx.paths.journal, ctx.paths.manifest_journal)
+            for p in sorted(folder.glob(".*.tmp"))
         ]
     )
 
@@ -388,24 +368,24 @@ def _older_than(path: Path, seconds: float) -> bool:
         return False
 
 
-def _untagged(reg: Registry) -> list[tuple[str, str, str]]:
+def _untagged(ctx: Context) -> list[tuple[str, str, str]]:
     """(sha, model, version) of ``register`` commits on HEAD whose version has no tag."""
-    if not reg.git.has_commits():
+    if not ctx.git.has_commits():
         return []
-    tags = {t.name: t.commit for t in reg.git.version_tags()}
+    tags = {t.name: t.commit for t in ctx.git.version_tags()}
     out = []
-    for sha, subject in reg.git.commits_with_subject("register "):
+    for sha, subject in ctx.git.commits_with_subject("register "):
         parts = subject.split()
         if len(parts) == 3 and is_version(parts[2]) and parts[2] not in tags:
             out.append((sha, parts[1], parts[2]))
     return out
 
 
-def _check_untagged_commits(reg: Registry) -> list[Finding]:
-    journal_versions = {str(e.get("version")) for _, e in _journals(reg)}
-    head = reg.git.rev_parse("HEAD")
+def _check_untagged_commits(ctx: Context) -> list[Finding]:
+    journal_versions = {str(e.get("version")) for _, e in _journals(ctx)}
+    head = ctx.git.rev_parse("HEAD")
     out = []
-    for sha, model, version in _untagged(reg):
+    for sha, model, version in _untagged(ctx):
         if version in journal_versions:
             continue  # repaired with its journal
         is_head = sha == head
@@ -424,13 +404,15 @@ def _check_untagged_commits(reg: Registry) -> list[Finding]:
     return out
 
 
-def _check_manifest(reg: Registry) -> list[Finding]:
+def _check_manifest(ctx: Context) -> list[Finding]:
     try:
-        mf.load(reg.manifest_path)
+        mf.load(ctx.manifest_path)
     except GitregError as e:
         return [Finding(check="manifest", severity="error", message=e.message, hint=e.hint)]
     try:
-        report = reg.check()
+        from gitreg.lifecycle import check
+
+        report = check(ctx)
     except GitregError as e:
         return [Finding(check="manifest", severity="error", message=e.message, hint=e.hint)]
     return [
@@ -439,17 +421,17 @@ def _check_manifest(reg: Registry) -> list[Finding]:
     ]
 
 
-def _check_tags(reg: Registry, remote_check: bool) -> tuple[list[Finding], int]:
+def _check_tags(ctx: Context, remote_check: bool) -> tuple[list[Finding], int]:
     from gitreg.bundles import METADATA_FILE, POINTER_SUFFIX, DvcStore, parse_pointer
 
     out: list[Finding] = []
     try:
-        manifest = reg.manifest()
+        manifest = ctx.manifest()
     except GitregError:
         manifest = None
     wanted: dict[str, tuple[str, str, str | None]] = {}  # object spec -> (version, file, md5)
     summaries = []
-    for tag in reg.git.version_tags():
+    for tag in ctx.git.version_tags():
         if not is_version(tag.name):
             continue
         if not tag.annotated:
@@ -481,7 +463,7 @@ def _check_tags(reg: Registry, remote_check: bool) -> tuple[list[Finding], int]:
             suffix = "" if f.path == METADATA_FILE else POINTER_SUFFIX
             spec = f"{tag.commit}:{model_path}/{f.path}{suffix}"
             wanted[spec] = (tag.name, f.path, None if f.path == METADATA_FILE else f.md5)
-    raw = reg.git.read_objects(wanted)
+    raw = ctx.git.read_objects(wanted)
     md5s: dict[str, list[tuple[str, str]]] = {}
     for spec, (version, path, md5) in wanted.items():
         data = raw.get(spec)
@@ -516,7 +498,7 @@ def _check_tags(reg: Registry, remote_check: bool) -> tuple[list[Finding], int]:
         md5s.setdefault(md5, []).append((version, path))
     if remote_check and md5s:
         try:
-            present = DvcStore(reg.root).remote_objects(md5s)
+            present = DvcStore(ctx.root).remote_objects(md5s)
         except GitregError as e:
             out.append(Finding(check="remote-bytes", severity="error", message=e.message, hint=e.hint))
             present = set(md5s)
@@ -537,9 +519,9 @@ def _check_tags(reg: Registry, remote_check: bool) -> tuple[list[Finding], int]:
     return out, len(summaries)
 
 
-def _check_notes(reg: Registry) -> list[Finding]:
+def _check_notes(ctx: Context) -> list[Finding]:
     out = []
-    for obj, text in reg.git.notes().items():
+    for obj, text in ctx.git.notes().items():
         if parse_validation_note(text) is None:
             out.append(
                 Finding(
@@ -553,14 +535,14 @@ def _check_notes(reg: Registry) -> list[Finding]:
     return out
 
 
-def _check_remote_tags(reg: Registry) -> list[Finding]:
-    remote = reg.git.remote_name()
+def _check_remote_tags(ctx: Context) -> list[Finding]:
+    remote = ctx.git.remote_name()
     if remote is None:
         return []
-    local = sorted(t.name for t in reg.git.version_tags() if is_version(t.name))
+    local = sorted(t.name for t in ctx.git.version_tags() if is_version(t.name))
     if not local:
         return []
-    have = reg.git.remote_tags(remote)
+    have = ctx.git.remote_tags(remote)
     if have is None:
         return [
             Finding(
@@ -584,118 +566,52 @@ def _check_remote_tags(reg: Registry) -> list[Finding]:
 
 
 # -- repairs ------------------------------------------------------------------------------------
-def _repair(reg: Registry, f: Finding, push: bool) -> bool:
+def _repair(ctx: Context, f: Finding, push: bool) -> bool:
     """Apply the fix for one finding; True when it was repaired."""
     if f.check == "interrupted-register":
-        return _repair_register(reg, reg._journal_dir() / str(f.subject))
+        return journal.repair_register(ctx, ctx.paths.journal / str(f.subject))
     if f.check == "interrupted-manifest-change":
-        return _repair_manifest_change(reg, reg.git.git_dir / "gitreg" / "manifest-journal" / str(f.subject))
+        return journal.repair_manifest_change(ctx, ctx.paths.manifest_journal / str(f.subject))
     if f.check == "leftover-stash":
-        return _repair_stash(reg, reg._stash_dir() / str(f.subject))
+        return _repair_stash(ctx, ctx.paths.stash / str(f.subject))
     if f.check in ("git-lock-file", "temp-file"):
         Path(str(f.subject)).unlink(missing_ok=True)
         return True
     if f.check == "untagged-register-commit":
-        return _reset_untagged(reg, str(f.subject))
+        return _reset_untagged(ctx, str(f.subject))
     if f.check == "tag-not-pushed":
         if not push:
             return False
-        remote = reg.git.remote_name()
+        remote = ctx.git.remote_name()
         assert remote is not None
         try:
-            reg.git.push(remote, [f"refs/tags/{f.subject}"])
+            ctx.git.push(remote, [f"refs/tags/{f.subject}"])
         except GitError:
             return False
         return True
     return False
 
 
-def _reset_untagged(reg: Registry, version: str) -> bool:
+def _reset_untagged(ctx: Context, version: str) -> bool:
     """Undo a ``register … VERSION`` commit that is HEAD and has no tag: the commit goes, the
     paths it changed come back as its parent has them."""
-    head = reg.git.rev_parse("HEAD")
-    if head is None or reg.git.tag(version) is not None:
+    head = ctx.git.rev_parse("HEAD")
+    if head is None or ctx.git.tag(version) is not None:
         return False
-    subject = reg.git.commit_message(head).splitlines()[0] if head else ""
+    subject = ctx.git.commit_message(head).splitlines()[0] if head else ""
     if not subject.startswith("register ") or not subject.endswith(f" {version}"):
         return False
-    paths = reg.git.changed_files(head)
-    reg.git.reset_last_commit(head)
+    paths = ctx.git.changed_files(head)
+    ctx.git.reset_last_commit(head)
     tops = sorted({p if p == mf.MANIFEST_FILE else p.rsplit("/", 1)[0] for p in paths})
-    reg.git.restore(tops)
+    ctx.git.restore(tops)
     return True
 
 
-def _repair_register(reg: Registry, journal: Path) -> bool:
-    try:
-        entry = dict(json.loads(journal.read_text()))
-    except (OSError, ValueError):
-        journal.unlink(missing_ok=True)  # torn before it was complete: nothing had started
-        return True
-    version = str(entry["version"])
-    model_path = str(entry["model_path"])
-    stash = Path(str(entry["stash"]))
-    model_dir = reg.root / model_path
-    if reg.git.tag(version) is not None:
-        # The registration completed its tag: finish it.
-        shutil.rmtree(stash, ignore_errors=True)
-        journal.unlink(missing_ok=True)
-        return True
-    head = reg.git.rev_parse("HEAD")
-    if head is not None:
-        subject = reg.git.commit_message(head).splitlines()[0]
-        if subject == f"register {entry['model']} {version}":
-            reg.git.reset_last_commit(head)
-    paths = [model_path, mf.MANIFEST_FILE]
-    reg.git.unstage(paths)
-    manifest_head = reg.git.read_file("HEAD", mf.MANIFEST_FILE)
-    if entry.get("moved"):
-        if stash.exists():  # the folder was moved aside: put it back
-            if model_dir.exists():
-                shutil.rmtree(model_dir)
-            model_dir.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(stash, model_dir)
-        # else: killed before the move, the folder is still the old one
-    else:
-        reg.git.restore([model_path])  # the model folder did not exist before
-        if model_dir.exists():
-            shutil.rmtree(model_dir)
-    if manifest_head is not None:
-        mf.atomic_write(reg.manifest_path, manifest_head)
-    with contextlib.suppress(OSError):
-        parent = model_dir.parent
-        while parent != reg.root and not any(parent.iterdir()):
-            parent.rmdir()
-            parent = parent.parent
-    journal.unlink(missing_ok=True)
-    return True
-
-
-def _repair_manifest_change(reg: Registry, journal: Path) -> bool:
-    """Bring models.yaml (working tree and index) in step with HEAD, then drop the journal."""
-    from gitreg.lifecycle import sync_manifest
-
-    head = reg.git.read_file("HEAD", mf.MANIFEST_FILE)
-    if head is not None:
-        sync_manifest(reg, head)
-    journal.unlink(missing_ok=True)
-    return True
-
-
-def _repair_stash(reg: Registry, stash: Path) -> bool:
+def _repair_stash(ctx: Context, stash: Path) -> bool:
     model = stash.name.rpartition("-")[0]
     try:
-        entry = reg.manifest().model.models.get(model)
+        entry = ctx.manifest().model.models.get(model)
     except GitregError:
         entry = None
-    model_path = entry.path if entry else f"models/{model}"
-    model_dir = reg.root / model_path
-    if reg.git.changed_paths([model_path]):
-        if model_dir.exists():
-            shutil.rmtree(model_dir)
-        model_dir.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(stash, model_dir)
-        reg.git.unstage([model_path])
-    else:
-        shutil.rmtree(stash, ignore_errors=True)
-    return True
+    return journal.repair_stash(ctx, stash, entry.path if entry else f"models/{model}")

@@ -159,3 +159,89 @@ class ValidationFailed(GitregError):
         super().__init__(f"{version} failed validation: {reason}", "see `gitreg show` for the record")
         self.version = version
         self.reason = reason
+
+
+class NoGitRemote(GitregError):
+    """A command asked to push (``flag``) in a repository without a Git remote."""
+
+    def __init__(self, flag: str = "--push") -> None:
+        super().__init__(f"{flag}: this repository has no Git remote", "add one: git remote add origin URL")
+        self.flag = flag
+
+
+class UnknownStatus(GitregError):
+    def __init__(self, status: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(f"unknown status {status!r}", f"use one of: {', '.join(allowed)}")
+        self.status = status
+        self.allowed = allowed
+
+
+class DetachedHead(GitregError):
+    def __init__(self) -> None:
+        super().__init__(
+            "HEAD is detached", "check out the branch models.yaml lives on (e.g. git switch main)"
+        )
+
+
+class NoCommits(GitregError):
+    def __init__(self) -> None:
+        super().__init__("this repository has no commits yet", "run `gitreg init` first")
+
+
+class UnknownCISystem(GitregError):
+    def __init__(self, ci: str, choices: tuple[str, ...] = ("github", "gitlab", "none")) -> None:
+        *first, last = choices
+        super().__init__(f"unknown CI system {ci!r}", f"use --ci {', '.join(first)} or {last}")
+        self.ci = ci
+        self.choices = choices
+
+
+class UnsupportedRemote(GitregError):
+    def __init__(self, remote: str) -> None:
+        super().__init__(f"unsupported remote {remote!r}", "use a folder path or s3://bucket/prefix")
+        self.remote = remote
+
+
+class RemoteInsideRepository(GitregError):
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"remote {path} is inside the repository", "put the DVC remote folder outside the working tree"
+        )
+        self.path = path
+
+
+class PushFailed(GitregError):
+    """Registered locally, but the push of ``refspecs`` to ``remote`` failed."""
+
+    def __init__(self, model: str, version: str, remote: str, refspecs: list[str], reason: str) -> None:
+        super().__init__(
+            f"registered {model} {version} locally, but the push failed: {reason}",
+            f"push it when the remote is reachable: git push {remote} {' '.join(refspecs)}",
+        )
+        self.model = model
+        self.version = version
+        self.remote = remote
+        self.refspecs = refspecs
+        self.reason = reason
+
+
+class TooFewVersions(GitregError):
+    def __init__(self, count: int) -> None:
+        super().__init__("compare needs at least two versions", "gitreg compare V1 V2 [V…]")
+        self.count = count
+
+
+class VersionNamedTwice(GitregError):
+    def __init__(self, version: str) -> None:
+        super().__init__("a version is named twice", "name each version once")
+        self.version = version
+
+
+class BadArchitectureName(GitregError):
+    def __init__(self, spec: str, flag: str = "--allow-architecture") -> None:
+        super().__init__(
+            f"{flag} {spec!r} is not of the form pkg.module:ClassName",
+            f"name a class, e.g. {flag} mypkg.nets:PolicyNet",
+        )
+        self.spec = spec
+        self.flag = flag
