@@ -120,9 +120,10 @@ def instrument(command: str) -> None:
         patch(render, "version_list", "render.version_list total (JSON out)")
         patch(render, "emit_json", "  render.emit_json (serialize + write)")
         return
-    timed_import("import gitreg.bundles", "gitreg.bundles")
+    timed_import("import gitreg.store", "gitreg.store")
     timed_import("import dvc.repo (first use of DVC)", "dvc.repo")
-    from gitreg import bundles
+    from gitreg import store as bundles
+    from gitreg.store import dvc as store_dvc
 
     if command == "register":
         patch(registry.Registry, "register", "Registry.register() total")
@@ -140,7 +141,7 @@ def instrument(command: str) -> None:
         patch(catalog, "get", "  catalog.get (tag + note)")
         patch(bundles.DvcStore, "fetch_verified", "  DvcStore.fetch_verified total")
         patch(dvc.api, "DVCFileSystem", "    DVCFileSystem(repo, rev) (open the revision)")
-        patch(bundles, "copy_verified", "    copy_verified (stream from DVC + md5 + write)")
+        patch(store_dvc, "copy_verified", "    copy_verified (stream from DVC + md5 + write)")
     patch(render, "emit_json", "render.emit_json")
 
 

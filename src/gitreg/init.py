@@ -35,7 +35,7 @@ def init(
 ) -> InitResult:
     """Make ``path`` a registry (or complete one); one commit of what it wrote."""
     from gitreg import templates
-    from gitreg.bundles import DvcStore
+    from gitreg.store import DvcStore
 
     if ci not in CI_CHOICES:
         raise UnknownCISystem(ci, CI_CHOICES)

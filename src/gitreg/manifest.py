@@ -143,7 +143,7 @@ class ModelEntry(BaseModel):
 
 
 def _architecture(spec: str) -> str:
-    from gitreg.validate import is_architecture
+    from gitreg.sandbox import is_architecture
 
     if not is_architecture(spec):
         raise ValueError(f"{spec!r} is not an architecture like 'pkg.module:ClassName'")

@@ -45,7 +45,7 @@ def pull(
 ) -> PullResult:
     """Materialize a version's bundle into ``out`` (default ``./VERSION``), every file's md5
     verified against its pointer; on any failure nothing is left at ``out``."""
-    from gitreg.bundles import POINTER_SUFFIX, DvcStore, Pointer, parse_pointer
+    from gitreg.store import POINTER_SUFFIX, DvcStore, Pointer, parse_pointer
 
     info = catalog.get(ctx, version)
     dest = Path(out).expanduser() if out is not None else Path.cwd() / version

@@ -58,7 +58,7 @@ def register(
 
     A journal under ``.git/gitreg/journal/`` names the registration while it runs: if the
     process dies, `gitreg doctor --fix` finishes or undoes it (see doctor.py)."""
-    from gitreg.bundles import METADATA_FILE, DvcStore, copy_bundle, parse_pointer, scan_bundle
+    from gitreg.store import METADATA_FILE, DvcStore, copy_bundle, parse_pointer, scan_bundle
 
     check_model_name(model)
     if version is not None:

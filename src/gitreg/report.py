@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from gitreg import catalog, lifecycle
 from gitreg.context import Context
-from gitreg.errors import GitregError, ModelNotFound, VersionNotFound
+from gitreg.errors import LineageDepthOutOfRange, ModelNotFound, VersionNotFound
 from gitreg.metrics import Direction
 from gitreg.metrics import direction as _direction
 from gitreg.versions import VersionName, sort_key
@@ -213,9 +213,7 @@ def build_report(ctx: Context, model: str | None = None, now: datetime | None = 
 def build_lineage(ctx: Context, version: str, max_depth: int = MAX_LINEAGE_DEPTH) -> LineageNode:
     """``version`` and its ancestors through ``parent`` (oldest last), from one listing of tags."""
     if not 1 <= max_depth <= LINEAGE_DEPTH_LIMIT:
-        raise GitregError(
-            f"lineage depth {max_depth} is out of range", f"use 1 to {LINEAGE_DEPTH_LIMIT} (--depth)"
-        )
+        raise LineageDepthOutOfRange(max_depth, LINEAGE_DEPTH_LIMIT)
     by_name = {v.version: v for v in catalog.versions(ctx)}
     if version not in by_name:
         catalog.get(ctx, version)  # raises the precise error (bad name, no such tag, not a gitreg tag)

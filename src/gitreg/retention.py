@@ -34,9 +34,9 @@ from pydantic import BaseModel, Field
 
 from gitreg import catalog
 from gitreg import manifest as mf
-from gitreg.bundles import METADATA_FILE
 from gitreg.context import Context
-from gitreg.errors import GitError, GitregError
+from gitreg.errors import GitError, GitregError, PartialPush, RemoteTagsNotDeleted
+from gitreg.store import METADATA_FILE
 from gitreg.versions import parse_version
 
 if TYPE_CHECKING:
@@ -234,7 +234,7 @@ def build_plan(
 def checked_out_md5s(ctx: Context, manifest: mf.Manifest) -> set[str]:
     """The md5s the checked-out commit's pointers name, under every model's folder: a fresh
     clone's `dvc pull` needs them whatever the retention says."""
-    from gitreg.bundles import POINTER_SUFFIX, parse_pointer
+    from gitreg.store import POINTER_SUFFIX, parse_pointer
 
     if ctx.git.rev_parse("HEAD") is None:
         return set()
@@ -257,7 +257,7 @@ def checked_out_md5s(ctx: Context, manifest: mf.Manifest) -> set[str]:
 def plan_cleanup(ctx: Context, now: datetime | None = None, *, delete_tags: bool = False) -> CleanupPlan:
     """The cleanup plan for the registry as it is: tags, models.yaml, the checked-out pointers
     and which objects are still stored (one batched existence check on the DVC remote)."""
-    from gitreg.bundles import DvcStore
+    from gitreg.store import DvcStore
 
     now = now or ctx.clock()
     manifest = mf.load(ctx.manifest_path)
@@ -319,19 +319,17 @@ def _push(ctx: Context, remote: str, refspecs: list[str], done: str, then: str) 
     try:
         ctx.git.push(remote, refspecs)
     except GitError as e:
-        raise GitregError(f"{done}, but the push to {remote} failed: {e.message}", then) from None
+        raise PartialPush(done, remote, e.message, then) from None
 
 
 def run_cleanup(ctx: Context, plan: CleanupPlan, *, push: bool = False) -> CleanupResult:
     """Carry out ``plan`` (its ``delete_tags`` included): commit models.yaml on the current
     branch (and push it with ``push``), then remove the bytes, then delete the tags."""
-    from gitreg.bundles import DvcStore
     from gitreg.lifecycle import branch_base, commit_manifest
+    from gitreg.store import DvcStore
 
     branch, head = branch_base(ctx)
-    remote = ctx.git.remote_name() if push else None
-    if push and remote is None:
-        raise GitregError("--push: this repository has no Git remote", "add one: git remote add origin URL")
+    remote = ctx.remote() if push else None
     result = CleanupResult(plan=plan, dry_run=False, branch=branch, remote=remote)
     rows = plan.cleaned()
     if not rows:
@@ -379,10 +377,7 @@ def run_cleanup(ctx: Context, plan: CleanupPlan, *, push: bool = False) -> Clean
             try:
                 result.remote_tags_deleted = ctx.git.delete_remote_tags(remote, names)
             except GitError as e:
-                raise GitregError(
-                    f"deleted {len(result.tags_deleted)} tags locally, but not on {remote}: {e.message}",
-                    f"delete them there: git push {remote} --delete TAG …",
-                ) from None
+                raise RemoteTagsNotDeleted(len(result.tags_deleted), remote, e.message) from None
     return result
 
 

@@ -32,9 +32,8 @@ def validate(
     ``policy:`` of models.yaml: a signed tag (``require_signed``, or this call's flag), the
     size limit, TorchScript allowed or not, and the architectures a state dict may name
     (the policy's plus ``allow_architectures``)."""
-    from gitreg import __version__
-    from gitreg import validate as sandbox
-    from gitreg.bundles import METADATA_FILE, policy_file
+    from gitreg import __version__, sandbox
+    from gitreg.store import METADATA_FILE, policy_file
 
     for spec in allow_architectures:
         if not sandbox.is_architecture(spec):

@@ -257,7 +257,7 @@ AllowArchitectureOpt = Annotated[
 
 
 def _architectures(specs: list[str] | None) -> list[str]:
-    from gitreg.validate import is_architecture
+    from gitreg.sandbox import is_architecture
 
     for spec in specs or []:
         if not is_architecture(spec):

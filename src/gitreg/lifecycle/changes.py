@@ -18,6 +18,7 @@ from gitreg.errors import (
     ManifestError,
     NoCommits,
     NoGitRemote,
+    PushRefused,
 )
 from gitreg.journal import commit_manifest, uncommit_manifest
 
@@ -150,10 +151,7 @@ def _push_or_undo(ctx: Context, result: ChangeResult, base: str) -> None:
     except GitError as e:
         if result.commit:
             uncommit_manifest(ctx, result.base, result.commit, base)
-        raise GitregError(
-            f"push to {result.remote} refused, nothing changed ({e.message})",
-            f"another change reached {result.base} first: git pull --rebase, then re-run",
-        ) from None
+        raise PushRefused(result.remote, result.base, e.message) from None
     result.pushed = True
 
 

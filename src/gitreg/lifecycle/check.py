@@ -11,7 +11,7 @@ from gitreg import catalog
 from gitreg import manifest as mf
 from gitreg import policy as load_policy
 from gitreg.context import Context
-from gitreg.errors import GitregError, ManifestError
+from gitreg.errors import ManifestError, UnknownRevision
 from gitreg.lifecycle.history import _parse_manifest, _stages_of, history, stage_value
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def check(ctx: Context, base: str | None = None, *, require_signed: bool = False
     base_m: mf.ManifestModel | None = None
     if base is not None:
         if ctx.git.rev_parse(base) is None:
-            raise GitregError(f"--base {base}: no such revision", "fetch it first: git fetch origin")
+            raise UnknownRevision(base, "--base")
         base_m = _parse_manifest(ctx.git.read_file(base, mf.MANIFEST_FILE))
         for name in m.model.models:
             changed = sorted(

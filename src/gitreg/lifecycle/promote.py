@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from gitreg import catalog
 from gitreg.context import Context
-from gitreg.errors import GitregError
+from gitreg.errors import (
+    BadTraffic,
+    CanaryStageConflict,
+    NotValidated,
+    ProductionVersion,
+    StageRequired,
+    UnknownStage,
+    VersionArchived,
+)
 from gitreg.lifecycle.changes import ChangeResult, _apply, _branch_name, _manifest_at, _trailers, branch_base
 
 PROMOTE_STAGES = ("staging", "production", "archived")
@@ -24,18 +32,14 @@ def promote(
     the canary with ``canary`` percent of traffic."""
     if canary is not None:
         if stage not in (None, "production", "canary"):
-            raise GitregError(
-                "--canary goes with production (or no stage)", f"gitreg promote {version} --canary PCT"
-            )
+            raise CanaryStageConflict(version, stage)
         if not 0 <= canary <= 100:
-            raise GitregError(f"canary traffic {canary:g} is not a percentage", "use 0 to 100")
+            raise BadTraffic(canary)
         stage = "canary"
     if stage is None:
-        raise GitregError(
-            "which stage?", f"gitreg promote {version} staging|production|archived, or --canary PCT"
-        )
+        raise StageRequired(version)
     if stage not in (*PROMOTE_STAGES, "canary"):
-        raise GitregError(f"unknown stage {stage!r}", "use staging, production or archived (or --canary PCT)")
+        raise UnknownStage(stage, "promote")
     if push and not direct:
         push = False  # the pull-request path always pushes its branch
     info = catalog.get(ctx, version)
@@ -47,20 +51,14 @@ def promote(
             m.ensure_model(model, f"models/{model}")
         entry = m.model.models[model]
         if stage != "archived" and version in entry.archived:
-            raise GitregError(
-                f"{version} is archived",
+            raise VersionArchived(
+                version,
                 "archived versions are retired: register the bundle again, or edit models.yaml in a PR",
             )
         if stage in ("production", "canary") and info.status != "validated" and not force:
-            raise GitregError(
-                f"{version} has no passing validation record ({info.status})",
-                f"run `gitreg validate {version} --record` (CI does it on tag push), or pass --force",
-            )
+            raise NotValidated(version, info.status, stage)
         if stage == "archived" and entry.stages.get("production") == version:
-            raise GitregError(
-                f"{version} is the production version of {model}",
-                "promote another version to production first",
-            )
+            raise ProductionVersion(version, model)
         before = m.model.model_dump()
         if stage == "canary":
             previous = m.set_canary(model, version, canary)

@@ -8,7 +8,16 @@ from typing import Any
 from gitreg import catalog
 from gitreg import manifest as mf
 from gitreg.context import Context
-from gitreg.errors import GitregError, ModelNotFound
+from gitreg.errors import (
+    AlreadyAtVersion,
+    ArchivedRollbackTarget,
+    GitregError,
+    ModelNotFound,
+    NoStageHistory,
+    UnknownStage,
+    VersionArchived,
+    WrongModel,
+)
 from gitreg.gitrepo import CommitRecord
 from gitreg.lifecycle.changes import ChangeResult, _apply, _branch_name, _manifest_at, _trailers, branch_base
 from gitreg.lifecycle.history import manifest_history, stage_value
@@ -29,7 +38,7 @@ def rollback(
     (or, when that commit changed other lines too, a commit restoring only this stage); ``to``
     sets an explicit older version instead."""
     if stage not in ROLLBACK_STAGES:
-        raise GitregError(f"cannot roll back stage {stage!r}", "use production, staging or canary")
+        raise UnknownStage(stage, "rollback")
     if push and not direct:
         push = False
     with ctx.lock():
@@ -42,13 +51,11 @@ def rollback(
         if to is not None:
             info = catalog.get(ctx, to)
             if info.model != model:
-                raise GitregError(
-                    f"{to} is a version of {info.model}, not {model}", "pick a version of this model"
-                )
+                raise WrongModel(to, info.model, model)
             if to in m.model.models[model].archived:
-                raise GitregError(f"{to} is archived", "pick a version that is not archived")
+                raise VersionArchived(to)
             if current_v == to:
-                raise GitregError(f"{model} {stage} is already {to}", "nothing to roll back")
+                raise AlreadyAtVersion(model, stage, to)
             if stage == "canary":
                 traffic = current[1] if current else 10.0
                 m.set_canary(model, to, traffic)
@@ -81,18 +88,13 @@ def rollback(
             None,
         )
         if last is None:
-            raise GitregError(
-                f"no commit ever changed the {stage} stage of {model}",
-                f"set one explicitly: gitreg rollback {model} --stage {stage} --to VERSION",
-            )
+            raise NoStageHistory(model, stage)
         commit, before, after = last
         old = stage_value(before, model, stage)
         old_v = old[0] if old else None
         if old_v is not None and old_v in m.model.models[model].archived:
-            raise GitregError(  # restoring it would leave a manifest `gitreg check` refuses
-                f"{old_v}, the {stage} version before {commit.sha[:12]}, is archived",
-                f"pick another version: gitreg rollback {model} --stage {stage} --to VERSION",
-            )
+            # restoring it would leave a manifest `gitreg check` refuses
+            raise ArchivedRollbackTarget(old_v, model, stage, commit.sha)
         only_this = (
             len(commit.parents) == 1
             and ctx.git.changed_files(commit.sha) == [mf.MANIFEST_FILE]

@@ -315,9 +315,9 @@ class Agent:
             )
 
     def _load(self, reg: Any, model: str, version: str) -> Served:
-        from gitreg import validate
-        from gitreg.bundles import md5_file, policy_file
+        from gitreg import sandbox as validate
         from gitreg.metadata import parse_metadata
+        from gitreg.store import md5_file, policy_file
 
         info = reg.get(version)
         if info.model != model:
