@@ -86,7 +86,7 @@ class ListCache:
         if path is None or not path.is_file():
             return cache
         try:
-            con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_S)
+            con = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_S)
         except sqlite3.Error:
             return cache
         try:
