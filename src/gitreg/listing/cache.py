@@ -4,9 +4,10 @@ database (stdlib ``sqlite3``), so that a warm listing parses no tag.
 Two tables, keyed by Git object ids, which name immutable contents (an entry is never stale: a
 re-created tag or a new note has a new id):
 
-* ``tags``: a tag object id -> its version, its model and its row's JSON in four pieces, cut
-  around the slots that do not come from the tag object (status, stages, validation), with a
-  crc32 of all of it (SQLite checks its pages' structure, not their contents);
+* ``tags``: a tag object id -> its version, its model and its row's JSON (``row``) with the
+  three places (``c1``..``c3``) where the slots that do not come from the tag object go
+  (status, stages, validation), and a crc32 of all of it (SQLite checks its pages' structure,
+  not their contents);
 * ``notes``: a note blob id -> the status it gives and its ``validation`` JSON piece.
 
 The rows depend on how they are rendered: the ``meta`` table holds :data:`LAYOUT` (the schema
@@ -22,22 +23,23 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import zlib
-from collections.abc import Iterable
 from pathlib import Path
 
 #: Bump when the row rendering (listing/query.py) or the cached fields change.
 SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_S = 2.0
+_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 _CORRUPT = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) if hasattr(sqlite3, "SQLITE_NOTADB") else (11, 26)
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS tags (oid TEXT PRIMARY KEY, version TEXT NOT NULL, model TEXT NOT NULL,"
-    " p0 BLOB NOT NULL, p1 BLOB NOT NULL, p2 BLOB NOT NULL, p3 BLOB NOT NULL, crc INTEGER NOT NULL)",
+    " row BLOB NOT NULL, c1 INTEGER NOT NULL, c2 INTEGER NOT NULL, c3 INTEGER NOT NULL,"
+    " crc INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS notes (blob TEXT PRIMARY KEY, status TEXT NOT NULL,"
     " validation BLOB NOT NULL, crc INTEGER NOT NULL)",
 )
 STATUSES = ("registered", "validated", "failed")
-Parts = tuple[bytes, bytes, bytes, bytes]
+Parts = tuple[bytes | memoryview, bytes | memoryview, bytes | memoryview, bytes | memoryview]
 _EMPTY: Parts = (b"", b"", b"", b"")
 
 
@@ -48,12 +50,17 @@ def layout() -> str:
     return f"{SCHEMA_VERSION}/{pydantic_core.__version__}"
 
 
-def _crc(key: str, pieces: Iterable[bytes]) -> int:
-    """The checksum of a row: its key fields (``version\0model``, or a note's status) and pieces."""
-    crc = zlib.crc32(key.encode())
-    for piece in pieces:
-        crc = zlib.crc32(piece, crc)
-    return crc
+def _crc(key: str, data: bytes) -> int:
+    """The checksum of a row: its key fields (version, model, cuts; a note's status) and bytes."""
+    return zlib.crc32(data, zlib.crc32(key.encode()))
+
+
+def _tag_row(oid: str, version: str, model: str, parts: Parts) -> tuple[object, ...]:
+    row = b"".join(parts)
+    c1 = len(parts[0])
+    c2 = c1 + len(parts[1])
+    c3 = c2 + len(parts[2])
+    return (oid, version, model, row, c1, c2, c3, _crc(f"{version}\0{model}\0{c1}\0{c2}\0{c3}", row))
 
 
 def _is_corrupt(e: sqlite3.Error) -> bool:
@@ -93,7 +100,8 @@ class ListCache:
             cache._read(con)
         except sqlite3.Error as e:
             cache.tags, cache.notes = {}, {}
-            cache.reset = _is_corrupt(e) or "no such table" in str(e)
+            # busy or locked: left to its writer; anything else (damage, another schema): rebuilt
+            cache.reset = getattr(e, "sqlite_errorcode", None) not in _BUSY
         except (ValueError, TypeError):  # a row of the wrong shape: the file was tampered with
             cache.tags, cache.notes = {}, {}
             cache.reset = True
@@ -108,20 +116,24 @@ class ListCache:
             return
         bad = False
         tags = self.tags
-        for oid, version, model, p0, p1, p2, p3, crc in con.execute(
-            "SELECT oid, version, model, p0, p1, p2, p3, crc FROM tags"
+        for oid, version, model, row, c1, c2, c3, crc in con.execute(
+            "SELECT oid, version, model, row, c1, c2, c3, crc FROM tags"
         ):
-            parts = (p0, p1, p2, p3)
             if (
                 not (type(oid) is type(version) is type(model) is str)
-                or _crc(f"{version}\0{model}", parts) != crc
+                or type(row) is not bytes
+                or _crc(f"{version}\0{model}\0{c1}\0{c2}\0{c3}", row) != crc
             ):
                 bad = True  # read again from git and rewritten
                 continue
-            tags[oid] = (version, model, parts)
+            view = memoryview(row)  # the pieces are views into the row: no copies
+            tags[oid] = (version, model, (view[:c1], view[c1:c2], view[c2:c3], view[c3:]))
         notes = self.notes
         for blob, status, validation, crc in con.execute("SELECT blob, status, validation, crc FROM notes"):
-            if type(blob) is not str or status not in STATUSES or _crc(status, (validation,)) != crc:
+            if type(blob) is not str or status not in STATUSES or type(validation) is not bytes:
+                bad = True
+                continue
+            if _crc(status, validation) != crc:
                 bad = True
                 continue
             notes[blob] = (status, validation)
@@ -164,9 +176,11 @@ class ListCache:
             con.execute("BEGIN IMMEDIATE")
             for statement in _SCHEMA:
                 con.execute(statement)
-            if self.reset:
-                con.execute("DELETE FROM tags")
-                con.execute("DELETE FROM notes")
+            if self.reset:  # another layout, or damage: the tables are made anew
+                for table in ("meta", "tags", "notes"):
+                    con.execute(f"DROP TABLE IF EXISTS {table}")
+                for statement in _SCHEMA:
+                    con.execute(statement)
                 tags, notes = self.tags, self.notes
             else:
                 tags, notes = self._new_tags, self._new_notes
@@ -175,11 +189,11 @@ class ListCache:
             con.execute("INSERT OR REPLACE INTO meta VALUES ('layout', ?)", (layout(),))
             con.executemany(
                 "INSERT OR REPLACE INTO tags VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                ((k, v, m, *p, _crc(f"{v}\0{m}", p)) for k, (v, m, p) in tags.items() if k in live_tags),
+                (_tag_row(k, v, m, p) for k, (v, m, p) in tags.items() if k in live_tags),
             )
             con.executemany(
                 "INSERT OR REPLACE INTO notes VALUES (?, ?, ?, ?)",
-                ((k, s, t, _crc(s, (t,))) for k, (s, t) in notes.items() if k in live_notes),
+                ((k, s, t, _crc(s, t)) for k, (s, t) in notes.items() if k in live_notes),
             )
             con.execute("COMMIT")
         finally:
