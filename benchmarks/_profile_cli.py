@@ -87,39 +87,43 @@ def instrument(command: str) -> None:
     timed_import("import gitreg.cli (typer, click, gitreg.errors, pydantic via render)", "gitreg.cli")
     timed_import("import gitreg.registry (lazy in the CLI: pydantic models, ruamel.yaml)", "gitreg.registry")
     import gitreg.registry as registry
-    from gitreg import gitrepo
+    from gitreg import catalog, gitrepo, listing
     from gitreg.cli import render
+    from gitreg.context import Context
+    from gitreg.listing import cache as list_cache
+    from gitreg.listing import query as list_query
 
     gitrepo.run_git = timed_git(gitrepo.run_git)
-    patch(registry.Registry, "__init__", "Registry() (git rev-parse --show-toplevel)")
+    patch(Context, "__init__", "Context() (git rev-parse --show-toplevel)")
     if command == "list":
         # --json: the list cache path
-        patch(registry.Registry, "versions_json", "Registry.versions_json() total (--json)")
-        patch(registry._ListCache, "load", "  _ListCache.load (read, crc32, header)")
-        patch(registry.GitRepo, "version_tag_ids", "  GitRepo.version_tag_ids (for-each-ref names+ids)")
-        patch(registry.GitRepo, "note_ids", "  GitRepo.note_ids (notes list)")
-        patch(registry.Registry, "_held_stages", "  Registry._held_stages (models.yaml)")
-        patch(registry.Registry, "_fill_list_cache", "  Registry._fill_list_cache (read what is not cached)")
-        patch(registry.Registry, "_list_row", "    Registry._list_row (parse a tag, render its row)")
-        patch(registry._ListCache, "save", "  _ListCache.save (write when changed)")
+        patch(listing, "versions_json", "listing.versions_json() total (--json)")
+        patch(list_cache.ListCache, "open", "  ListCache.open (sqlite: read rows, crc32)")
+        patch(gitrepo.GitRepo, "version_tag_ids", "  GitRepo.version_tag_ids (for-each-ref names+ids)")
+        patch(gitrepo.GitRepo, "note_ids", "  GitRepo.note_ids (notes list)")
+        patch(list_query, "_held_stages", "  listing._held_stages (models.yaml)")
+        patch(list_query, "_fill", "  listing._fill (read what is not cached)")
+        patch(list_query, "_list_row", "    listing._list_row (parse a tag, render its row)")
+        patch(list_cache.ListCache, "save", "  ListCache.save (write when changed)")
         patch(render, "emit_json_bytes", "render.emit_json_bytes (write)")
-        # the table: Registry.versions()
+        # the table: catalog.versions()
         patch(gitrepo, "_parse_tag_records", "  parse for-each-ref output -> TagRecord")
-        patch(registry.Registry, "versions", "Registry.versions() total")
-        patch(registry.GitRepo, "version_tags", "  GitRepo.version_tags() (git + parse)")
-        patch(registry.GitRepo, "notes", "  GitRepo.notes() (notes list + cat-file)")
-        patch(registry, "is_version", "  is_version (filter)")
-        patch(registry, "parse_version", "  parse_version (sort key)")
-        patch(registry, "parse_tag_message", "  parse_tag_message (pydantic TagSummary)")
-        patch(registry.Registry, "_info", "  Registry._info (VersionInfo, note, stages)")
-        patch(registry, "parse_validation_note", "    parse_validation_note (pydantic ValidationRecord)")
-        patch(registry.Registry, "manifest", "    Registry.manifest() (models.yaml, cached)")
+        patch(catalog, "versions", "catalog.versions() total")
+        patch(gitrepo.GitRepo, "version_tags", "  GitRepo.version_tags() (git + parse)")
+        patch(gitrepo.GitRepo, "notes", "  GitRepo.notes() (notes list + cat-file)")
+        patch(catalog, "is_version", "  is_version (filter)")
+        patch(catalog, "parse_version", "  parse_version (sort key)")
+        patch(catalog, "parse_tag_message", "  parse_tag_message (pydantic TagSummary)")
+        patch(catalog, "version_info", "  catalog.version_info (VersionInfo, note, stages)")
+        patch(catalog, "parse_validation_note", "    parse_validation_note (pydantic ValidationRecord)")
+        patch(Context, "manifest", "    Context.manifest() (models.yaml, cached)")
         patch(render, "version_list", "render.version_list total (JSON out)")
         patch(render, "emit_json", "  render.emit_json (serialize + write)")
         return
-    timed_import("import gitreg.bundles", "gitreg.bundles")
+    timed_import("import gitreg.store", "gitreg.store")
     timed_import("import dvc.repo (first use of DVC)", "dvc.repo")
-    from gitreg import bundles
+    from gitreg import store as bundles
+    from gitreg.store import dvc as store_dvc
 
     if command == "register":
         patch(registry.Registry, "register", "Registry.register() total")
@@ -127,17 +131,17 @@ def instrument(command: str) -> None:
         patch(bundles, "copy_bundle", "  copy_bundle (md5 + copy into models/<model>/)")
         patch(bundles.DvcStore, "track", "  DvcStore.track (dvc add: md5, copy to .dvc/cache)")
         patch(bundles.DvcStore, "upload", "  DvcStore.upload (dvc push to the remote)")
-        patch(registry.GitRepo, "commit_paths", "  GitRepo.commit_paths (git add + commit)")
-        patch(registry.GitRepo, "create_tag", "  GitRepo.create_tag")
+        patch(gitrepo.GitRepo, "commit_paths", "  GitRepo.commit_paths (git add + commit)")
+        patch(gitrepo.GitRepo, "create_tag", "  GitRepo.create_tag")
     elif command == "pull":
         timed_import("import dvc.api (DVCFileSystem)", "dvc.api")
         import dvc.api
 
         patch(registry.Registry, "pull", "Registry.pull() total")
-        patch(registry.Registry, "get", "  Registry.get (tag + note)")
+        patch(catalog, "get", "  catalog.get (tag + note)")
         patch(bundles.DvcStore, "fetch_verified", "  DvcStore.fetch_verified total")
         patch(dvc.api, "DVCFileSystem", "    DVCFileSystem(repo, rev) (open the revision)")
-        patch(bundles, "copy_verified", "    copy_verified (stream from DVC + md5 + write)")
+        patch(store_dvc, "copy_verified", "    copy_verified (stream from DVC + md5 + write)")
     patch(render, "emit_json", "render.emit_json")
 
 

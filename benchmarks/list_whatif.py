@@ -159,7 +159,7 @@ def measure(repo: Path, env: dict[str, str], n: int, repeat: int) -> list[tuple[
     if len(infos) != n:
         raise SystemExit(f"Registry.versions() returned {len(infos)} rows, expected {n}")
     rows.append(("end to end (in-process)", "Registry.versions() (git + parse + rows)", s))
-    cache = reg._list_cache_path()
+    cache = reg.ctx.list_cache_path()
     assert cache is not None
 
     def cold() -> bytes:

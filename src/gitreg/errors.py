@@ -152,6 +152,200 @@ class OutputExists(GitregError):
         self.path = path
 
 
+# -- refusals of the stage lifecycle -----------------------------------------------------------------
+class UnknownStage(GitregError):
+    """``stage`` is not one that ``action`` (promote, rollback) can move."""
+
+    def __init__(self, stage: str, action: str = "promote") -> None:
+        if action == "rollback":
+            super().__init__(f"cannot roll back stage {stage!r}", "use production, staging or canary")
+        else:
+            super().__init__(
+                f"unknown stage {stage!r}", "use staging, production or archived (or --canary PCT)"
+            )
+        self.stage = stage
+        self.action = action
+
+
+class StageRequired(GitregError):
+    def __init__(self, version: str) -> None:
+        super().__init__(
+            "which stage?", f"gitreg promote {version} staging|production|archived, or --canary PCT"
+        )
+        self.version = version
+
+
+class CanaryStageConflict(GitregError):
+    def __init__(self, version: str, stage: str) -> None:
+        super().__init__(
+            "--canary goes with production (or no stage)", f"gitreg promote {version} --canary PCT"
+        )
+        self.version = version
+        self.stage = stage
+
+
+class BadTraffic(GitregError):
+    def __init__(self, traffic: float) -> None:
+        super().__init__(f"canary traffic {traffic:g} is not a percentage", "use 0 to 100")
+        self.traffic = traffic
+
+
+class VersionArchived(GitregError):
+    """``version`` is archived: it can hold no stage (nor be rolled back to)."""
+
+    def __init__(self, version: str, hint: str = "pick a version that is not archived") -> None:
+        super().__init__(f"{version} is archived", hint)
+        self.version = version
+
+
+class NotValidated(GitregError):
+    """``version`` has no passing validation record (``status``), which ``stage`` requires."""
+
+    def __init__(self, version: str, status: str, stage: str = "production") -> None:
+        super().__init__(
+            f"{version} has no passing validation record ({status})",
+            f"run `gitreg validate {version} --record` (CI does it on tag push), or pass --force",
+        )
+        self.version = version
+        self.status = status
+        self.stage = stage
+
+
+class ProductionVersion(GitregError):
+    """Archiving ``version`` would leave ``model`` without its production version."""
+
+    def __init__(self, version: str, model: str) -> None:
+        super().__init__(
+            f"{version} is the production version of {model}", "promote another version to production first"
+        )
+        self.version = version
+        self.model = model
+
+
+class WrongModel(GitregError):
+    def __init__(self, version: str, model: str, expected: str) -> None:
+        super().__init__(f"{version} is a version of {model}, not {expected}", "pick a version of this model")
+        self.version = version
+        self.model = model
+        self.expected = expected
+
+
+class AlreadyAtVersion(GitregError):
+    def __init__(self, model: str, stage: str, version: str) -> None:
+        super().__init__(f"{model} {stage} is already {version}", "nothing to roll back")
+        self.model = model
+        self.stage = stage
+        self.version = version
+
+
+class NoStageHistory(GitregError):
+    """No commit ever changed ``stage`` of ``model``: nothing to roll back."""
+
+    def __init__(self, model: str, stage: str) -> None:
+        super().__init__(
+            f"no commit ever changed the {stage} stage of {model}",
+            f"set one explicitly: gitreg rollback {model} --stage {stage} --to VERSION",
+        )
+        self.model = model
+        self.stage = stage
+
+
+class ArchivedRollbackTarget(VersionArchived):
+    """The version a rollback would restore (``stage`` before ``commit``) is archived."""
+
+    def __init__(self, version: str, model: str, stage: str, commit: str) -> None:
+        GitregError.__init__(
+            self,
+            f"{version}, the {stage} version before {commit[:12]}, is archived",
+            f"pick another version: gitreg rollback {model} --stage {stage} --to VERSION",
+        )
+        self.version = version
+        self.model = model
+        self.stage = stage
+        self.commit = commit
+
+
+class PushRefused(GitregError):
+    """The remote refused a direct models.yaml commit (it moved on); the commit was taken back."""
+
+    def __init__(self, remote: str | None, branch: str, reason: str) -> None:
+        super().__init__(
+            f"push to {remote} refused, nothing changed ({reason})",
+            f"another change reached {branch} first: git pull --rebase, then re-run",
+        )
+        self.remote = remote
+        self.branch = branch
+        self.reason = reason
+
+
+class UnknownRevision(GitregError):
+    def __init__(self, rev: str, flag: str = "--base") -> None:
+        super().__init__(f"{flag} {rev}: no such revision", "fetch it first: git fetch origin")
+        self.rev = rev
+        self.flag = flag
+
+
+# -- other refusals ----------------------------------------------------------------------------------
+class NeedsWorkingTree(GitregError):
+    def __init__(self, command: str) -> None:
+        super().__init__(f"gitreg {command} needs a working tree", "run it in a clone of the registry")
+        self.command = command
+
+
+class LineageDepthOutOfRange(GitregError):
+    def __init__(self, depth: int, limit: int) -> None:
+        super().__init__(f"lineage depth {depth} is out of range", f"use 1 to {limit} (--depth)")
+        self.depth = depth
+        self.limit = limit
+
+
+class PartialPush(GitregError):
+    """``done`` happened here, but pushing it to ``remote`` failed (``reason``)."""
+
+    def __init__(self, done: str, remote: str, reason: str, hint: str) -> None:
+        super().__init__(f"{done}, but the push to {remote} failed: {reason}", hint)
+        self.done = done
+        self.remote = remote
+        self.reason = reason
+
+
+class RemoteTagsNotDeleted(GitregError):
+    def __init__(self, deleted: int, remote: str, reason: str) -> None:
+        super().__init__(
+            f"deleted {deleted} tags locally, but not on {remote}: {reason}",
+            f"delete them there: git push {remote} --delete TAG …",
+        )
+        self.deleted = deleted
+        self.remote = remote
+        self.reason = reason
+
+
+class ForgeError(GitregError):
+    """``tool`` (gh, glab) could not open the pull request for ``branch`` (which is pushed)."""
+
+    def __init__(self, tool: str, reason: str, branch: str, url: str | None) -> None:
+        super().__init__(
+            f"{tool} could not open the pull request: {reason}",
+            f"the branch {branch} is pushed; open it by hand" + (f": {url}" if url else ""),
+        )
+        self.tool = tool
+        self.reason = reason
+        self.branch = branch
+        self.url = url
+
+
+class ArchitectureError(GitregError):
+    """The architecture a state dict names cannot be used: malformed, not allow-listed, not
+    importable, not a torch module, or the weights do not fit it (``spec``: the name, if any)."""
+
+    def __init__(self, problem: str, spec: str | None = None) -> None:
+        super().__init__(
+            problem, "name an installed torch.nn.Module class that models.yaml policy.architectures allows"
+        )
+        self.problem = problem
+        self.spec = spec
+
+
 class ValidationFailed(GitregError):
     """Raised by the CLI layer only when the caller asked for a failing exit."""
 
@@ -159,3 +353,89 @@ class ValidationFailed(GitregError):
         super().__init__(f"{version} failed validation: {reason}", "see `gitreg show` for the record")
         self.version = version
         self.reason = reason
+
+
+class NoGitRemote(GitregError):
+    """A command asked to push (``flag``) in a repository without a Git remote."""
+
+    def __init__(self, flag: str = "--push") -> None:
+        super().__init__(f"{flag}: this repository has no Git remote", "add one: git remote add origin URL")
+        self.flag = flag
+
+
+class UnknownStatus(GitregError):
+    def __init__(self, status: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(f"unknown status {status!r}", f"use one of: {', '.join(allowed)}")
+        self.status = status
+        self.allowed = allowed
+
+
+class DetachedHead(GitregError):
+    def __init__(self) -> None:
+        super().__init__(
+            "HEAD is detached", "check out the branch models.yaml lives on (e.g. git switch main)"
+        )
+
+
+class NoCommits(GitregError):
+    def __init__(self) -> None:
+        super().__init__("this repository has no commits yet", "run `gitreg init` first")
+
+
+class UnknownCISystem(GitregError):
+    def __init__(self, ci: str, choices: tuple[str, ...] = ("github", "gitlab", "none")) -> None:
+        *first, last = choices
+        super().__init__(f"unknown CI system {ci!r}", f"use --ci {', '.join(first)} or {last}")
+        self.ci = ci
+        self.choices = choices
+
+
+class UnsupportedRemote(GitregError):
+    def __init__(self, remote: str) -> None:
+        super().__init__(f"unsupported remote {remote!r}", "use a folder path or s3://bucket/prefix")
+        self.remote = remote
+
+
+class RemoteInsideRepository(GitregError):
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"remote {path} is inside the repository", "put the DVC remote folder outside the working tree"
+        )
+        self.path = path
+
+
+class PushFailed(GitregError):
+    """Registered locally, but the push of ``refspecs`` to ``remote`` failed."""
+
+    def __init__(self, model: str, version: str, remote: str, refspecs: list[str], reason: str) -> None:
+        super().__init__(
+            f"registered {model} {version} locally, but the push failed: {reason}",
+            f"push it when the remote is reachable: git push {remote} {' '.join(refspecs)}",
+        )
+        self.model = model
+        self.version = version
+        self.remote = remote
+        self.refspecs = refspecs
+        self.reason = reason
+
+
+class TooFewVersions(GitregError):
+    def __init__(self, count: int) -> None:
+        super().__init__("compare needs at least two versions", "gitreg compare V1 V2 [V…]")
+        self.count = count
+
+
+class VersionNamedTwice(GitregError):
+    def __init__(self, version: str) -> None:
+        super().__init__("a version is named twice", "name each version once")
+        self.version = version
+
+
+class BadArchitectureName(GitregError):
+    def __init__(self, spec: str, flag: str = "--allow-architecture") -> None:
+        super().__init__(
+            f"{flag} {spec!r} is not of the form pkg.module:ClassName",
+            f"name a class, e.g. {flag} mypkg.nets:PolicyNet",
+        )
+        self.spec = spec
+        self.flag = flag

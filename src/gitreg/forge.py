@@ -89,15 +89,12 @@ def open_pull_request(
 def _run(
     root: Path, tool: str, cmd: list[str], remote_url: str | None, base: str, branch: str
 ) -> PullRequest:
-    from gitreg.errors import GitregError
+    from gitreg.errors import ForgeError
 
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False, timeout=120)
     if proc.returncode != 0:
         err = (proc.stderr.strip() or proc.stdout.strip() or f"exit {proc.returncode}").splitlines()[-1]
         url = compare_url(remote_url, base, branch)
-        raise GitregError(
-            f"{tool} could not open the pull request: {err}",
-            f"the branch {branch} is pushed; open it by hand" + (f": {url}" if url else ""),
-        )
+        raise ForgeError(tool, err, branch, url)
     urls = re.findall(r"https?://\S+", proc.stdout)
     return PullRequest(tool=tool, url=urls[-1] if urls else None, output=proc.stdout.strip())

@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
@@ -23,6 +21,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import AliasEvent
 
+from gitreg._fs import atomic_write  # the one atomic write (also imported from here by the CLI)
 from gitreg.errors import InvalidModelName, ManifestError
 from gitreg.versions import check_model_name, is_version
 
@@ -144,7 +143,7 @@ class ModelEntry(BaseModel):
 
 
 def _architecture(spec: str) -> str:
-    from gitreg.validate import is_architecture
+    from gitreg.sandbox import is_architecture
 
     if not is_architecture(spec):
         raise ValueError(f"{spec!r} is not an architecture like 'pkg.module:ClassName'")
@@ -452,21 +451,3 @@ def load(path: Path) -> Manifest:
 
 def new_manifest_text() -> str:
     return HEADER + "version: 1\nmodels: {}\n"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -12,16 +12,19 @@ import itertools
 import math
 from collections import Counter
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from gitreg import lifecycle
-from gitreg.errors import GitregError, ModelNotFound, VersionNotFound
+from gitreg import catalog, lifecycle
+from gitreg.context import Context
+from gitreg.errors import LineageDepthOutOfRange, ModelNotFound, VersionNotFound
+from gitreg.metrics import Direction
+from gitreg.metrics import direction as _direction
 from gitreg.versions import VersionName, sort_key
 
 if TYPE_CHECKING:
-    from gitreg.registry import Registry, VersionInfo
+    from gitreg.catalog import VersionInfo
 
 STAGE_ORDER: tuple[str, ...] = ("production", "staging", "canary", "archived")
 STATUS_ORDER: tuple[str, ...] = ("validated", "registered", "failed")
@@ -29,8 +32,6 @@ STATUS_ORDER: tuple[str, ...] = ("validated", "registered", "failed")
 # (``continues_at``). pydantic-core refuses to serialize models nested deeper than ~255 levels.
 MAX_LINEAGE_DEPTH = 100
 LINEAGE_DEPTH_LIMIT = 200
-
-Direction = Literal["higher", "lower"]
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -103,28 +104,21 @@ class LineageNode(BaseModel):
 
 # -- building ------------------------------------------------------------------------------------
 def metric_direction(name: str, higher: set[str], lower: set[str]) -> Direction | None:
-    """Which way a metric wins, as ``gitreg compare`` decides it (models.yaml may override)."""
-    from gitreg.registry import _stem
-
-    key = name.lower()
-    if key in higher or _stem(key) in higher:
-        return "higher"
-    if key in lower or _stem(key) in lower:
-        return "lower"
-    return None
+    """Which way a metric wins, as ``gitreg compare`` decides it (see :mod:`gitreg.metrics`)."""
+    return _direction(name, higher, lower)
 
 
 def _time_order(v: VersionInfo) -> tuple[datetime, VersionName]:
     return (v.registered_at, sort_key(v.version))
 
 
-def build_report(reg: Registry, model: str | None = None, now: datetime | None = None) -> Report:
+def build_report(ctx: Context, model: str | None = None, now: datetime | None = None) -> Report:
     """Totals, stages, current production, promotion history and metric series, one model or all."""
-    manifest = reg.manifest()
-    versions = reg.versions(model=model)
+    manifest = ctx.manifest()
+    versions = catalog.versions(ctx, model=model)
     if model is not None and not versions and model not in manifest.model.models:
         raise ModelNotFound(model)
-    changes = lifecycle.history(reg, model) if reg.git.has_commits() else []
+    changes = lifecycle.history(ctx, model) if ctx.git.has_commits() else []
     by_name = {v.version: v for v in versions}
 
     by_status = dict.fromkeys(STATUS_ORDER, 0)
@@ -202,8 +196,8 @@ def build_report(reg: Registry, model: str | None = None, now: datetime | None =
             )
 
     return Report(
-        generated_at=now or reg.clock(),
-        registry=reg.root.name,
+        generated_at=now or ctx.clock(),
+        registry=ctx.root.name,
         model=model,
         totals=Totals(versions=len(versions), models=len(names)),
         by_status=by_status,
@@ -216,15 +210,13 @@ def build_report(reg: Registry, model: str | None = None, now: datetime | None =
     )
 
 
-def build_lineage(reg: Registry, version: str, max_depth: int = MAX_LINEAGE_DEPTH) -> LineageNode:
+def build_lineage(ctx: Context, version: str, max_depth: int = MAX_LINEAGE_DEPTH) -> LineageNode:
     """``version`` and its ancestors through ``parent`` (oldest last), from one listing of tags."""
     if not 1 <= max_depth <= LINEAGE_DEPTH_LIMIT:
-        raise GitregError(
-            f"lineage depth {max_depth} is out of range", f"use 1 to {LINEAGE_DEPTH_LIMIT} (--depth)"
-        )
-    by_name = {v.version: v for v in reg.versions()}
+        raise LineageDepthOutOfRange(max_depth, LINEAGE_DEPTH_LIMIT)
+    by_name = {v.version: v for v in catalog.versions(ctx)}
     if version not in by_name:
-        reg.get(version)  # raises the precise error (bad name, no such tag, not a gitreg tag)
+        catalog.get(ctx, version)  # raises the precise error (bad name, no such tag, not a gitreg tag)
         raise VersionNotFound(version)
     chain: list[LineageNode] = []
     seen: set[str] = set()

@@ -32,13 +32,15 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
+from gitreg import catalog
 from gitreg import manifest as mf
-from gitreg.bundles import METADATA_FILE
-from gitreg.errors import GitError, GitregError
+from gitreg.context import Context
+from gitreg.errors import GitError, GitregError, PartialPush, RemoteTagsNotDeleted
+from gitreg.store import METADATA_FILE
 from gitreg.versions import parse_version
 
 if TYPE_CHECKING:
-    from gitreg.registry import Registry, VersionInfo
+    from gitreg.catalog import VersionInfo
 
 Action = Literal["keep", "archive", "purge", "delete"]
 
@@ -229,20 +231,20 @@ def build_plan(
 
 
 # -- gathering the inputs ------------------------------------------------------------------------
-def checked_out_md5s(reg: Registry, manifest: mf.Manifest) -> set[str]:
+def checked_out_md5s(ctx: Context, manifest: mf.Manifest) -> set[str]:
     """The md5s the checked-out commit's pointers name, under every model's folder: a fresh
     clone's `dvc pull` needs them whatever the retention says."""
-    from gitreg.bundles import POINTER_SUFFIX, parse_pointer
+    from gitreg.store import POINTER_SUFFIX, parse_pointer
 
-    if reg.git.rev_parse("HEAD") is None:
+    if ctx.git.rev_parse("HEAD") is None:
         return set()
     entries = [
         e
         for entry in manifest.model.models.values()
-        for e in reg.git.list_tree("HEAD", entry.path)
+        for e in ctx.git.list_tree("HEAD", entry.path)
         if e.type == "blob" and e.path.endswith(POINTER_SUFFIX)
     ]
-    blobs = reg.git.read_objects(e.sha for e in entries)
+    blobs = ctx.git.read_objects(e.sha for e in entries)
     md5s: set[str] = set()
     for e in entries:
         try:
@@ -252,20 +254,20 @@ def checked_out_md5s(reg: Registry, manifest: mf.Manifest) -> set[str]:
     return md5s
 
 
-def plan_cleanup(reg: Registry, now: datetime | None = None, *, delete_tags: bool = False) -> CleanupPlan:
+def plan_cleanup(ctx: Context, now: datetime | None = None, *, delete_tags: bool = False) -> CleanupPlan:
     """The cleanup plan for the registry as it is: tags, models.yaml, the checked-out pointers
     and which objects are still stored (one batched existence check on the DVC remote)."""
-    from gitreg.bundles import DvcStore
+    from gitreg.store import DvcStore
 
-    now = now or reg.clock()
-    manifest = mf.load(reg.manifest_path)
+    now = now or ctx.clock()
+    manifest = mf.load(ctx.manifest_path)
     if not any(e.retention for e in manifest.model.models.values()):
-        return build_plan(reg.versions(), manifest.model, now, delete_tags=delete_tags)
-    versions = reg.versions()
-    pinned = checked_out_md5s(reg, manifest)
+        return build_plan(catalog.versions(ctx), manifest.model, now, delete_tags=delete_tags)
+    versions = catalog.versions(ctx)
+    pinned = checked_out_md5s(ctx, manifest)
     draft = build_plan(versions, manifest.model, now, pinned=pinned, delete_tags=delete_tags)
     candidates = [f.md5 for f in draft.objects]
-    present = DvcStore(reg.root).existing_objects(candidates) if candidates else set()
+    present = DvcStore(ctx.root).existing_objects(candidates) if candidates else set()
     return build_plan(versions, manifest.model, now, pinned=pinned, present=present, delete_tags=delete_tags)
 
 
@@ -313,30 +315,28 @@ def _message(plan: CleanupPlan, rows: list[PlanRow]) -> str:
     )
 
 
-def _push(reg: Registry, remote: str, refspecs: list[str], done: str, then: str) -> None:
+def _push(ctx: Context, remote: str, refspecs: list[str], done: str, then: str) -> None:
     try:
-        reg.git.push(remote, refspecs)
+        ctx.git.push(remote, refspecs)
     except GitError as e:
-        raise GitregError(f"{done}, but the push to {remote} failed: {e.message}", then) from None
+        raise PartialPush(done, remote, e.message, then) from None
 
 
-def run_cleanup(reg: Registry, plan: CleanupPlan, *, push: bool = False) -> CleanupResult:
+def run_cleanup(ctx: Context, plan: CleanupPlan, *, push: bool = False) -> CleanupResult:
     """Carry out ``plan`` (its ``delete_tags`` included): commit models.yaml on the current
     branch (and push it with ``push``), then remove the bytes, then delete the tags."""
-    from gitreg.bundles import DvcStore
     from gitreg.lifecycle import branch_base, commit_manifest
+    from gitreg.store import DvcStore
 
-    branch, head = branch_base(reg)
-    remote = reg.git.remote_name() if push else None
-    if push and remote is None:
-        raise GitregError("--push: this repository has no Git remote", "add one: git remote add origin URL")
+    branch, head = branch_base(ctx)
+    remote = ctx.remote() if push else None
     result = CleanupResult(plan=plan, dry_run=False, branch=branch, remote=remote)
     rows = plan.cleaned()
     if not rows:
         return result
 
     # 1. models.yaml, in one commit: archived versions with bytes present is a safe state.
-    m = mf.load(reg.manifest_path)
+    m = mf.load(ctx.manifest_path)
     for r in sorted(rows, key=lambda r: parse_version(r.version)):  # archived: oldest first
         if plan.delete_tags:
             if m.unarchive(r.model, r.version):
@@ -348,11 +348,11 @@ def run_cleanup(reg: Registry, plan: CleanupPlan, *, push: bool = False) -> Clea
         # Commit first, then the working tree (crash-safe: see commit_manifest). With
         # --delete-tags the file may not change (nothing was archived): the commit is then
         # empty but still the record of which versions were deleted.
-        result.commit = commit_manifest(reg, branch, head, m.dumps().encode(), _message(plan, rows))
+        result.commit = commit_manifest(ctx, branch, head, m.dumps().encode(), _message(plan, rows))
     if remote is not None:
         done = f"committed {result.commit[:10]}" if result.commit else "nothing to commit"
         _push(
-            reg,
+            ctx,
             remote,
             [f"HEAD:refs/heads/{branch}"],
             done,
@@ -363,7 +363,7 @@ def run_cleanup(reg: Registry, plan: CleanupPlan, *, push: bool = False) -> Clea
 
     # 2. bytes, never those a kept version refers to (the plan left them out).
     if plan.objects:
-        removed = DvcStore(reg.root).remove_objects(f.md5 for f in plan.objects)
+        removed = DvcStore(ctx.root).remove_objects(f.md5 for f in plan.objects)
         sizes = {f.md5: f.size for f in plan.objects}
         result.objects_removed = len(removed.remote)
         result.cache_objects_removed = len(removed.cache)
@@ -372,27 +372,24 @@ def run_cleanup(reg: Registry, plan: CleanupPlan, *, push: bool = False) -> Clea
     # 3. tags, last: until here every cleaned version can still be recreated from its tag.
     if plan.delete_tags:
         names = [r.version for r in rows]
-        result.tags_deleted = reg.git.delete_tags(names)
+        result.tags_deleted = ctx.git.delete_tags(names)
         if remote is not None:
             try:
-                result.remote_tags_deleted = reg.git.delete_remote_tags(remote, names)
+                result.remote_tags_deleted = ctx.git.delete_remote_tags(remote, names)
             except GitError as e:
-                raise GitregError(
-                    f"deleted {len(result.tags_deleted)} tags locally, but not on {remote}: {e.message}",
-                    f"delete them there: git push {remote} --delete TAG …",
-                ) from None
+                raise RemoteTagsNotDeleted(len(result.tags_deleted), remote, e.message) from None
     return result
 
 
 def cleanup(
-    reg: Registry, *, dry_run: bool = False, delete_tags: bool = False, push: bool = False
+    ctx: Context, *, dry_run: bool = False, delete_tags: bool = False, push: bool = False
 ) -> CleanupResult:
     """Plan under the registry lock and, unless ``dry_run``, carry the plan out."""
     if dry_run:
-        return CleanupResult(plan=plan_cleanup(reg, delete_tags=delete_tags), dry_run=True)
+        return CleanupResult(plan=plan_cleanup(ctx, delete_tags=delete_tags), dry_run=True)
     from gitreg.lifecycle import branch_base
 
-    branch_base(reg)  # refuse before planning: a detached HEAD or an edited models.yaml
-    with reg.lock():
-        plan = plan_cleanup(reg, delete_tags=delete_tags)
-        return run_cleanup(reg, plan, push=push)
+    branch_base(ctx)  # refuse before planning: a detached HEAD or an edited models.yaml
+    with ctx.lock():
+        plan = plan_cleanup(ctx, delete_tags=delete_tags)
+        return run_cleanup(ctx, plan, push=push)

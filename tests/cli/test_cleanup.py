@@ -339,7 +339,7 @@ def test_bytes_removed_then_registered_again_are_uploaded_again(registry, make_b
 def test_a_failure_after_the_commit_is_safe_and_a_rerun_finishes(
     registry, scenario, repo_dir, dvc_remote, monkeypatch
 ):
-    from gitreg.bundles import DvcStore
+    from gitreg.store import DvcStore
 
     def broken(self, md5s):
         raise StorageError("the remote went away", "retry")

@@ -571,8 +571,8 @@ def test_a_file_changed_after_gitreg_hashed_it_is_refused(
 ) -> None:
     """The md5 handed to DVC is keyed by the copy's inode, mtime and size: if the copy changes
     before DVC tracks it, DVC hashes it itself, the digests differ and nothing is tagged."""
-    from gitreg.bundles import DvcStore
     from gitreg.errors import StorageError
+    from gitreg.store import DvcStore
 
     before = snapshot(repo_dir)
     track = DvcStore.track

@@ -125,7 +125,7 @@ def test_a_bad_policy_is_refused_on_its_line(body: str, line: int, words: str):
 
 # == bundle formats ===================================================================================
 def test_the_format_is_told_from_the_name_and_the_zip_directory(tmp_path: Path):
-    from gitreg.validate import policy_format
+    from gitreg.sandbox import policy_format
 
     cases = {
         "policy.pt": (ts_bytes(), "torchscript"),
@@ -142,8 +142,8 @@ def test_the_format_is_told_from_the_name_and_the_zip_directory(tmp_path: Path):
 
 
 def test_a_bundle_has_exactly_one_policy_file(tmp_path: Path):
-    from gitreg.bundles import scan_bundle
     from gitreg.errors import BundleError
+    from gitreg.store import scan_bundle
 
     data = safetensors_bytes({"w": __import__("torch").zeros(2)})
     only = folder(tmp_path, "only", {"policy.safetensors": data}, meta())
@@ -485,7 +485,7 @@ def test_an_architecture_module_shipped_in_the_bundle_is_never_imported(registry
 
 
 def test_the_child_reports_its_exit_honestly():
-    from gitreg.validate import _report
+    from gitreg.sandbox import child_report as _report
 
     assert _report(-11, "", "", 100).detail == "the loader crashed (SIGSEGV)"
     assert _report(-6, "", "terminate called after throwing an instance of 'std::bad_alloc'", 100).detail == (

@@ -215,9 +215,9 @@ def test_a_retagged_version_shows_the_new_tag(repo: Path) -> None:
     assert new["tag_object"] != old["tag_object"]
     assert listed(repo, "--limit", "0") == reference(repo)
     # The deleted tag object's entry is gone from the file.
-    from gitreg.registry import _ListCache
+    from gitreg.listing import ListCache
 
-    assert old["tag_object"] not in _ListCache.load(cache_file(repo)).tags
+    assert old["tag_object"] not in ListCache.open(cache_file(repo)).tags
 
 
 def test_notes_added_changed_and_removed(repo: Path) -> None:
@@ -249,46 +249,73 @@ def test_a_stage_change_shows_at_once(repo: Path) -> None:
     assert listed(repo, "--limit", "0") == reference(repo)
 
 
-def corruptions(good: bytes) -> dict[str, bytes]:
-    head, _, rest = good.partition(b"\n")
-    magic, _, size = head.split(b" ")
-    header = json.loads(rest[: int(size)])
+def corruptions(good: bytes, tmp: Path) -> dict[str, bytes]:
+    """Damaged files (bytes) and well-formed databases that are not this cache (edited copies)."""
+    import sqlite3
+
     flipped = bytearray(good)
-    flipped[-10] ^= 0x01
+    at = good.index(b'"algorithm"') + 4  # inside a cached row: SQLite itself cannot tell
+    flipped[at] ^= 0x01
 
-    def resigned(h: dict[str, Any]) -> bytes:
-        import zlib
+    def edited(*statements: str) -> bytes:
+        copy = tmp / f"edited-{len(list(tmp.iterdir()))}.sqlite"
+        copy.write_bytes(good)
+        con = sqlite3.connect(copy, isolation_level=None)
+        for statement in statements:
+            con.execute(statement)
+        con.close()
+        return copy.read_bytes()
 
-        text = json.dumps(h).encode()
-        body = text + rest[int(size) :]
-        return b"%s %d %d\n%s" % (magic, zlib.crc32(body), len(text), body)
-
-    bad_offsets = dict(header, bounds=[10**9] * len(header["bounds"]))
-    bad_types = dict(header, versions=[1] * len(header["versions"]))
-    short = dict(header, models=header["models"][:-1])
-    other_layout = dict(header, layout="0/old")
     return {
         "empty": b"",
         "garbage": b"\x00\xff" * 1000,
         "truncated": good[: len(good) // 2],
-        "bit flip": bytes(flipped),
-        "json list": resigned([]),  # type: ignore[arg-type]
-        "offsets out of range": resigned(bad_offsets),
-        "wrong types": resigned(bad_types),
-        "lists of different lengths": resigned(short),
-        "another layout": resigned(other_layout),
+        "bit flip in a row": bytes(flipped),
+        "another schema version": edited("UPDATE meta SET value = '0/old' WHERE key = 'layout'"),
+        "no layout": edited("DELETE FROM meta"),
+        "a table missing": edited("DROP TABLE notes"),
+        "wrong types": edited("UPDATE tags SET version = 1"),
+        "bad status": edited("UPDATE notes SET status = 'passed'"),
+        "another database": edited(
+            "DROP TABLE tags", "DROP TABLE notes", "DROP TABLE meta", "CREATE TABLE t (x)"
+        ),
         "pickle-like": b"\x80\x04\x95" + good[3:],
     }
 
 
-def test_a_damaged_cache_is_ignored_and_rebuilt(repo: Path) -> None:
+def test_a_damaged_cache_is_ignored_and_rebuilt(repo: Path, tmp_path: Path) -> None:
+    from gitreg.listing import ListCache
+
     expected = reference(repo)
     assert listed(repo, "--limit", "0") == expected
     good = cache_file(repo).read_bytes()
-    for what, data in corruptions(good).items():
+    whole = ListCache.open(cache_file(repo))
+    assert not whole.changed and whole.tags and whole.notes
+    work = tmp_path / "edits"
+    work.mkdir()
+    for what, data in corruptions(good, work).items():
         cache_file(repo).write_bytes(data)
         assert listed(repo, "--limit", "0") == expected, what
-        assert cache_file(repo).read_bytes() == good, f"{what}: not rebuilt"
+        rebuilt = ListCache.open(cache_file(repo))
+        assert not rebuilt.changed, f"{what}: not rebuilt"
+        assert (rebuilt.tags, rebuilt.notes) == (whole.tags, whole.notes), f"{what}: not rebuilt"
+
+
+def test_a_schema_version_bump_empties_the_cache(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows written under another SCHEMA_VERSION are never served: the file is refilled."""
+    from gitreg.listing import ListCache, cache
+
+    expected = reference(repo)
+    assert listed(repo, "--limit", "0") == expected
+    before = ListCache.open(cache_file(repo))
+    monkeypatch.setattr(cache, "SCHEMA_VERSION", cache.SCHEMA_VERSION + 1)
+    stale = ListCache.open(cache_file(repo))
+    assert stale.tags == {} and stale.notes == {} and stale.changed
+    from gitreg.registry import Registry
+
+    assert Registry(repo).versions_json() == expected
+    after = ListCache.open(cache_file(repo))
+    assert not after.changed and (after.tags, after.notes) == (before.tags, before.notes)
 
 
 def test_listing_works_when_the_cache_cannot_be_written(repo: Path) -> None:
@@ -303,15 +330,18 @@ def test_listing_works_when_the_cache_cannot_be_written(repo: Path) -> None:
 def test_listing_works_when_nothing_can_be_written(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """As in a read-only .git (root writes through file modes: the failure is simulated)."""
     import errno
-    import tempfile
+    import sqlite3
 
     from gitreg.registry import Registry
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise OSError(errno.EROFS, "Read-only file system")
 
+    def refuse_db(*args: Any, **kwargs: Any) -> Any:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
     expected = reference(repo)
-    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(sqlite3, "connect", refuse_db)
     assert Registry(repo).versions_json() == expected
     assert not cache_file(repo).exists()
     monkeypatch.setattr(Path, "mkdir", refuse)
@@ -334,25 +364,25 @@ def test_listing_works_in_a_read_only_git_dir(repo: Path) -> None:
 
 
 def test_concurrent_listings_leave_one_valid_cache(repo: Path) -> None:
-    from gitreg.registry import _ListCache
+    from gitreg.listing import ListCache
 
     expected = reference(repo)
     with ThreadPoolExecutor(4) as pool:
         outs = list(pool.map(lambda _: listed(repo, "--limit", "0"), range(6)))
     assert all(out == expected for out in outs)
-    loaded = _ListCache.load(cache_file(repo))
+    loaded = ListCache.open(cache_file(repo))
     assert not loaded.changed and set(loaded.tags) == tag_ids(repo, *EXTRA, A, B, *IGNORED)
     assert not list(cache_file(repo).parent.glob(".list-cache-*"))
     assert listed(repo, "--limit", "0") == expected
 
 
 def test_limit_reads_only_the_newest(repo: Path, tmp_path: Path) -> None:
-    from gitreg.registry import _ListCache
+    from gitreg.listing import ListCache
 
     trace = tmp_path / "trace.jsonl"
     out = listed(repo, "--limit", "2", env={"GIT_TRACE2_EVENT": str(trace)})
     assert out == reference(repo, limit=2)
-    loaded = _ListCache.load(cache_file(repo))
+    loaded = ListCache.open(cache_file(repo))
     newest = [*IGNORED, EXTRA[-1], EXTRA[-2]]  # the ignored ones are newer
     assert set(loaded.tags) == tag_ids(repo, *newest)
     starts = [json.loads(x) for x in trace.read_text().splitlines()]
@@ -360,7 +390,7 @@ def test_limit_reads_only_the_newest(repo: Path, tmp_path: Path) -> None:
     assert [a[0] for a in argv].count("cat-file") == 1
     # A later full listing completes the cache, keeping what the first one read.
     assert listed(repo, "--limit", "0") == reference(repo)
-    assert set(_ListCache.load(cache_file(repo)).tags) == tag_ids(repo, *EXTRA, A, B, *IGNORED)
+    assert set(ListCache.open(cache_file(repo)).tags) == tag_ids(repo, *EXTRA, A, B, *IGNORED)
 
 
 def test_warm_listing_reads_no_object(repo: Path, tmp_path: Path) -> None:

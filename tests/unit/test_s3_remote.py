@@ -135,12 +135,12 @@ def s3_registered(moto_s3, make_bundle, tmp_path):
 def test_pull_resumes_a_dropped_s3_stream_from_the_byte_reached(s3_registered, tmp_path, monkeypatch):
     from s3fs.core import S3_RETRYABLE_ERRORS
 
-    from gitreg import bundles
     from gitreg.registry import Registry
+    from gitreg.store import s3
 
     repo, version, bundle, _bucket, key = s3_registered
     opened: list[int] = []  # for the big object: the offset of each GET
-    original_open = bundles._S3Stream._open
+    original_open = s3.S3Stream._open
 
     async def flaky_open(self):
         await original_open(self)
@@ -158,7 +158,7 @@ def test_pull_resumes_a_dropped_s3_stream_from_the_byte_reached(s3_registered, t
 
         body.read = read
 
-    monkeypatch.setattr(bundles._S3Stream, "_open", flaky_open)
+    monkeypatch.setattr(s3.S3Stream, "_open", flaky_open)
     Registry(repo).pull(version, tmp_path / "o")
 
     assert tree_bytes(tmp_path / "o") == tree_bytes(bundle)
@@ -184,18 +184,19 @@ def test_a_corrupt_s3_object_is_refused_and_leaves_nothing(s3_registered, moto_s
 def test_uploads_to_s3_send_small_parts_a_few_at_once(s3_registered):
     """s3fs holds every part in flight in memory: gitreg sends UPLOAD_JOBS parts of
     UPLOAD_PART_BYTES at once, or the remote's own `jobs`."""
-    from gitreg.bundles import UPLOAD_JOBS, DvcStore, _multipart_remote
+    from gitreg.store import DvcStore
+    from gitreg.store.s3 import UPLOAD_JOBS, multipart_remote
 
     repo = s3_registered[0]
     store = DvcStore(repo)
     with store._repo() as dvc:
-        odb, jobs = _multipart_remote(dvc)
+        odb, jobs = multipart_remote(dvc)
         assert jobs == UPLOAD_JOBS
         assert odb.oid_to_path("0" * 32).endswith("/reg/files/md5/00/" + "0" * 30)
         with dvc.config.edit("repo") as conf:
             conf["remote"]["storage"]["jobs"] = 8
     with store._repo() as dvc:
-        assert _multipart_remote(dvc)[1] == 8  # the user's choice
+        assert multipart_remote(dvc)[1] == 8  # the user's choice
 
 
 def test_s3_objects_already_there_are_not_sent_again(s3_registered, moto_s3):
@@ -215,8 +216,8 @@ def test_s3_objects_already_there_are_not_sent_again(s3_registered, moto_s3):
 def test_a_big_file_goes_up_in_small_parts(moto_s3, make_bundle, tmp_path):
     import os
 
-    from gitreg.bundles import UPLOAD_PART_BYTES
     from gitreg.registry import Registry
+    from gitreg.store.s3 import UPLOAD_PART_BYTES
 
     bucket = moto_s3.make_bucket(f"gitreg-{uuid.uuid4().hex[:12]}")
     repo = tmp_path / "s3big"
@@ -287,9 +288,9 @@ def test_an_s3_pull_reads_a_moved_cache_first_and_falls_back_to_s3_on_a_bad_copy
     passed over for the good bytes on S3."""
     import os
 
-    from gitreg.bundles import DvcStore
     from gitreg.errors import DigestMismatch
     from gitreg.registry import Registry
+    from gitreg.store import DvcStore
 
     bucket = moto_s3.make_bucket(f"gitreg-{uuid.uuid4().hex[:12]}")
     repo = tmp_path / "s3cache"
@@ -327,8 +328,8 @@ def test_an_s3_pull_reads_a_moved_cache_first_and_falls_back_to_s3_on_a_bad_copy
 def test_remotes_other_than_plain_s3_take_the_dvc_repo_path(s3_registered, tmp_path):
     """A version-aware S3 remote (or a local folder) is no md5 object store gitreg reads
     directly: `_direct_sources` declines and DVC's Repo handles it."""
-    from gitreg.bundles import DvcStore
     from gitreg.registry import Registry
+    from gitreg.store import DvcStore
 
     repo = s3_registered[0]
     assert DvcStore(repo)._direct_sources("HEAD") is not None

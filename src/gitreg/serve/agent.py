@@ -343,9 +343,9 @@ class Agent:
             )
 
     def _load(self, reg: Any, model: str, version: str) -> Served:
-        from gitreg import validate
-        from gitreg.bundles import policy_file
+        from gitreg import sandbox as validate
         from gitreg.metadata import parse_metadata
+        from gitreg.store import md5_file, policy_file
 
         info = reg.get(version)
         if info.model != model:
@@ -443,7 +443,7 @@ def _check_commit(reg: Any, info: Any) -> None:
     A warm agent (bundle cached) and a cold one (pulling) refuse the same versions."""
     from pathlib import PurePosixPath
 
-    from gitreg.bundles import POINTER_SUFFIX, parse_pointer
+    from gitreg.store import POINTER_SUFFIX, parse_pointer
 
     for f in info.files:
         parts = PurePosixPath(f.path).parts

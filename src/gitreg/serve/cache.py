@@ -39,7 +39,7 @@ class BundleCache:
 
     def holds(self, target: Path, files: Iterable[BundleFile]) -> bool:
         """True if ``target`` holds exactly these bytes; a folder that does not is removed."""
-        from gitreg.bundles import md5_file
+        from gitreg.store import md5_file
 
         if not target.exists():
             return False

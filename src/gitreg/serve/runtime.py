@@ -192,7 +192,7 @@ class StateDictPolicy(TorchPolicy):
     ) -> None:
         import torch
 
-        from gitreg.validate import build_module, load_weights, policy_format
+        from gitreg.sandbox import build_module, load_weights, policy_format
 
         if threads:
             torch.set_num_threads(threads)

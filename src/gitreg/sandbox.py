@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitreg.errors import ArchitectureError
+
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MEMORY_MB = 8192
 MAX_WRITE_BYTES = 1 << 20  # RLIMIT_FSIZE of the child: a loader has no business writing files
@@ -40,10 +42,6 @@ ARCHITECTURE_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-
 _ARCHITECTURE_RE = re.compile(ARCHITECTURE_PATTERN)
 _IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OUT_OF_MEMORY = ("MemoryError", "bad_alloc", "can't allocate memory", "not enough memory")
-
-
-class ArchitectureError(Exception):
-    """The named architecture cannot be used (not allow-listed, malformed, not importable)."""
 
 
 def is_architecture(spec: str) -> bool:
@@ -157,7 +155,7 @@ def check_policy(
         out_path, err_path = Path(work) / "stdout", Path(work) / "stderr"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-P", "-m", "gitreg.validate"],
+                [sys.executable, "-P", "-m", "gitreg.sandbox"],
                 stdin=subprocess.PIPE,
                 stdout=out,
                 stderr=err,
@@ -176,7 +174,7 @@ def check_policy(
                 )
         stdout = _tail(out_path).decode(errors="replace")
         stderr = _tail(err_path).decode(errors="replace")
-    return _report(proc.returncode, stdout, stderr, memory_mb)
+    return child_report(proc.returncode, stdout, stderr, memory_mb)
 
 
 def _tail(path: Path) -> bytes:
@@ -185,7 +183,7 @@ def _tail(path: Path) -> bytes:
         return f.read()
 
 
-def _report(returncode: int, stdout: str, stderr: str, memory_mb: int) -> LoadReport:
+def child_report(returncode: int, stdout: str, stderr: str, memory_mb: int) -> LoadReport:
     """The child's exit, as a report: its JSON line, or why there is none."""
     err = [ln for ln in stderr.strip().splitlines() if ln.strip()]
     out_of_memory = any(m in stderr for m in _OUT_OF_MEMORY)
@@ -270,23 +268,26 @@ def resolve_architecture(spec: str, allowed: Collection[str], bundle_dir: Path |
     import torch
 
     if not is_architecture(spec):
-        raise ArchitectureError(f"architecture {spec!r} is not of the form 'pkg.module:ClassName'")
+        raise ArchitectureError(f"architecture {spec!r} is not of the form 'pkg.module:ClassName'", spec)
     if spec not in set(allowed):
         raise ArchitectureError(
             f"architecture {spec!r} is not allow-listed "
-            "(models.yaml policy.architectures, or --allow-architecture)"
+            "(models.yaml policy.architectures, or --allow-architecture)",
+            spec,
         )
     module_name, _, class_name = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
     except Exception as e:
-        raise ArchitectureError(f"architecture {spec!r}: cannot import {module_name}: {_reason(e)}") from None
+        raise ArchitectureError(
+            f"architecture {spec!r}: cannot import {module_name}: {_reason(e)}", spec
+        ) from None
     origin = getattr(module, "__file__", None)
     if bundle_dir is not None and origin and Path(origin).resolve().is_relative_to(bundle_dir.resolve()):
-        raise ArchitectureError(f"architecture {spec!r}: {module_name} comes from the bundle itself")
+        raise ArchitectureError(f"architecture {spec!r}: {module_name} comes from the bundle itself", spec)
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
-        raise ArchitectureError(f"architecture {spec!r}: {class_name} is not a torch.nn.Module class")
+        raise ArchitectureError(f"architecture {spec!r}: {class_name} is not a torch.nn.Module class", spec)
     return cls
 
 
@@ -307,11 +308,11 @@ def build_module(
     try:
         module = cls(**kwargs)
     except Exception as e:
-        raise ArchitectureError(f"{spec}(**architecture_kwargs) failed: {_reason(e)}") from None
+        raise ArchitectureError(f"{spec}(**architecture_kwargs) failed: {_reason(e)}", spec) from None
     try:
         module.load_state_dict(state, strict=True)
     except Exception as e:
-        raise ArchitectureError(f"the weights do not fit {spec}: {_reason(e)}") from None
+        raise ArchitectureError(f"the weights do not fit {spec}: {_reason(e)}", spec) from None
     module.eval()
     return module
 
@@ -371,7 +372,7 @@ def _child(request: dict[str, Any]) -> LoadReport:
                 path.parent,
             )
         except ArchitectureError as e:
-            report.detail = str(e)
+            report.detail = e.message
             return report
         report.architecture = spec
         what = f"{spec} with {len(state)} tensors ({kind})"
