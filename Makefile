@@ -36,6 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks lint
 	$(BIN)/ruff format --check src tests benchmarks lint
 	$(BIN)/vulture
+	$(BIN)/lint-imports
 
 lint-imports: $(STAMP)
 	$(BIN)/lint-imports

@@ -29,7 +29,7 @@ from gitreg.errors import (
 if TYPE_CHECKING:
     from gitreg.registry import Registry
 
-__version__ = "0.1.0"
+from gitreg.version import __version__
 
 __all__ = [
     "BundleError",

@@ -346,15 +346,6 @@ class ArchitectureError(GitregError):
         self.spec = spec
 
 
-class ValidationFailed(GitregError):
-    """Raised by the CLI layer only when the caller asked for a failing exit."""
-
-    def __init__(self, version: str, reason: str) -> None:
-        super().__init__(f"{version} failed validation: {reason}", "see `gitreg show` for the record")
-        self.version = version
-        self.reason = reason
-
-
 class NoGitRemote(GitregError):
     """A command asked to push (``flag``) in a repository without a Git remote."""
 
@@ -439,3 +430,13 @@ class BadArchitectureName(GitregError):
         )
         self.spec = spec
         self.flag = flag
+
+
+class Rejected(GitregError):
+    """The deploy agent will not load a version as it is (bad bytes, metadata, model, or the
+    load policy): not retried until the manifest changes."""
+
+
+class CacheFull(GitregError):
+    """The bundle would push the agent's cache past --cache-max-bytes (or its disk) even after
+    evicting every bundle not being served: retried on each sync."""

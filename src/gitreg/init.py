@@ -9,8 +9,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from gitreg import manifest as mf
-from gitreg._fs import atomic_write
 from gitreg.errors import RemoteInsideRepository, UnknownCISystem, UnsupportedRemote
+from gitreg.fs import atomic_write
 from gitreg.gitrepo import GitRepo, find_root
 
 CI_CHOICES = ("github", "gitlab", "none")

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from gitreg import manifest as mf
-from gitreg._fs import atomic_write, remove_empty_parents
 from gitreg.context import Context, utcnow
+from gitreg.fs import atomic_write, remove_empty_parents
 
 _T = TypeVar("_T")
 

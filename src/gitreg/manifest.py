@@ -21,14 +21,13 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import AliasEvent
 
-from gitreg._fs import atomic_write  # the one atomic write (also imported from here by the CLI)
 from gitreg.errors import InvalidModelName, ManifestError
-from gitreg.versions import check_model_name, is_version
+from gitreg.fs import atomic_write  # the one atomic write (also imported from here by the CLI)
+from gitreg.versions import check_model_name, is_architecture, is_version
 
 MANIFEST_FILE = "models.yaml"
 MAX_MANIFEST_BYTES = 1 << 20
 STAGE_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
-KNOWN_STAGES = ("staging", "production")
 
 # Metrics where a larger number wins, and where a smaller one does; models.yaml may override.
 HIGHER_IS_BETTER = (
@@ -143,8 +142,6 @@ class ModelEntry(BaseModel):
 
 
 def _architecture(spec: str) -> str:
-    from gitreg.sandbox import is_architecture
-
     if not is_architecture(spec):
         raise ValueError(f"{spec!r} is not an architecture like 'pkg.module:ClassName'")
     return spec
@@ -186,7 +183,7 @@ class ManifestModel(BaseModel):
         return v
 
 
-def _yaml() -> YAML:
+def round_trip_yaml() -> YAML:
     y = YAML(typ="rt")
     y.preserve_quotes = True
     y.width = 4096
@@ -338,7 +335,7 @@ class Manifest:
 
     def dumps(self) -> str:
         buf = io.StringIO()
-        _yaml().dump(self.doc, buf)
+        round_trip_yaml().dump(self.doc, buf)
         return buf.getvalue()
 
     def save(self, path: Path) -> None:
@@ -412,7 +409,7 @@ def _plain(node: Any) -> Any:
 def loads(text: str, source: str = MANIFEST_FILE) -> Manifest:
     if len(text.encode(errors="surrogatepass")) > MAX_MANIFEST_BYTES:  # the YAML reader rejects them
         raise ManifestError(source, f"is larger than {MAX_MANIFEST_BYTES} bytes")
-    y = _yaml()
+    y = round_trip_yaml()
     try:
         for event in y.parse(text):
             if isinstance(event, AliasEvent):

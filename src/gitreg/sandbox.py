@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from gitreg.errors import ArchitectureError
+from gitreg.versions import is_architecture
 
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MEMORY_MB = 8192
@@ -38,15 +39,8 @@ MAX_STACK_BYTES = 8 << 20  # the usual default, enforced: a parser recursing wit
 MAX_OUTPUT_BYTES = 64 << 10  # what the parent reads back of the child's stdout / stderr
 SAFETENSORS_SUFFIX = ".safetensors"
 # "pkg.module:ClassName": Python identifiers only, so the string can name nothing but a class
-ARCHITECTURE_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*"
-_ARCHITECTURE_RE = re.compile(ARCHITECTURE_PATTERN)
 _IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OUT_OF_MEMORY = ("MemoryError", "bad_alloc", "can't allocate memory", "not enough memory")
-
-
-def is_architecture(spec: str) -> bool:
-    """True for a well-formed ``"pkg.module:ClassName"``."""
-    return bool(_ARCHITECTURE_RE.fullmatch(spec))
 
 
 @dataclass

@@ -14,6 +14,7 @@ from gitreg.errors import BadArchitectureName, GitregError
 from gitreg.journal import checkpoint
 from gitreg.metadata import CheckResult, ValidationRecord, parse_metadata
 from gitreg.pull import pull
+from gitreg.versions import is_architecture
 
 
 def validate(
@@ -32,11 +33,12 @@ def validate(
     ``policy:`` of models.yaml: a signed tag (``require_signed``, or this call's flag), the
     size limit, TorchScript allowed or not, and the architectures a state dict may name
     (the policy's plus ``allow_architectures``)."""
-    from gitreg import __version__, sandbox
+    from gitreg import sandbox
     from gitreg.store import METADATA_FILE, policy_file
+    from gitreg.version import __version__
 
     for spec in allow_architectures:
-        if not sandbox.is_architecture(spec):
+        if not is_architecture(spec):
             raise BadArchitectureName(spec)
     info = catalog.get(ctx, version)
     policy = ctx.load_policy()

@@ -86,3 +86,13 @@ def check_model_name(name: str) -> str:
     if not _MODEL.fullmatch(name) or name in {".", ".."}:
         raise InvalidModelName(name)
     return name
+
+
+# A state dict's architecture: the class that builds the module, "pkg.module:ClassName".
+ARCHITECTURE_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*"
+_ARCHITECTURE_RE = re.compile(ARCHITECTURE_PATTERN)
+
+
+def is_architecture(spec: str) -> bool:
+    """True for a well-formed ``"pkg.module:ClassName"``."""
+    return bool(_ARCHITECTURE_RE.fullmatch(spec))

@@ -23,7 +23,9 @@ from gitreg.testing.bundles import ROW, close, expected_outputs, policy_bytes, s
 from gitreg.testing.cli import run_cli
 from gitreg.testing.load import Load as HarnessLoad
 from gitreg.testing.net import free_port
+from gitreg.testing.repos import branch_head as head_of
 from gitreg.testing.repos import git
+from gitreg.testing.repos import promote_pushed as promote
 from gitreg.testing.repos import register_pushed as register
 from gitreg.testing.server import NO_FALLBACK, wait_ready
 from gitreg.testing.server import wait_for as wait_until
@@ -39,14 +41,6 @@ V4 = "v2025-07-04--10h00"
 V5 = "v2025-07-05--10h00"
 
 
-# -- registry changes, as users make them --------------------------------------------------------
-def promote(registry: Any, version: str, canary: float | None = None) -> None:
-    if canary is None:
-        registry.promote(version, "production", direct=True, push=True, force=True)
-    else:
-        registry.promote(version, None, canary=canary, direct=True, push=True, force=True)
-
-
 # -- load (the harness's), answering as (status, version, body) -------------------------------------
 class Load(HarnessLoad):
     def __init__(self, url: str, threads: int = 8, inputs: Any = ROW) -> None:
@@ -59,16 +53,6 @@ class Load(HarnessLoad):
     def results(self) -> list[list[tuple[int, str, Any]]]:
         """The answers client by client."""
         return [[(s.status, s.version, s.body) for s in list(per)] for per in self.samples]
-
-
-# -- registries ----------------------------------------------------------------------------------
-@pytest.fixture
-def remote(registry: Any, bare_remote: Path) -> Path:
-    return bare_remote
-
-
-def head_of(bare: Path) -> str:
-    return git(bare, "rev-parse", "refs/heads/main")
 
 
 # == (1) hot swap under load ======================================================================

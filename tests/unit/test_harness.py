@@ -38,7 +38,7 @@ def test_gitreg_list_imports_neither_the_harness_nor_the_demo(repo_dir: Path) ->
         "import sys; sys.argv = ['gitreg', 'list', '--json']\nfrom gitreg.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "sys.stderr.write('LOADED ' + ' '.join(m for m in sys.modules if m.startswith(('gitreg.testing', "
-        "'gitreg.demo'))) + '\\n')"
+        "'gitreg.cli.demo'))) + '\\n')"
     )
     proc = subprocess.run(
         [sys.executable, "-c", probe], cwd=repo_dir, capture_output=True, text=True, check=True

@@ -22,11 +22,11 @@ from gitreg.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
     ManifestModel,
-    _yaml,
     atomic_write,
     load,
     loads,
     new_manifest_text,
+    round_trip_yaml,
 )
 from gitreg.versions import VersionName, format_version
 
@@ -532,7 +532,7 @@ documents = st.fixed_dictionaries(
 
 def as_block_yaml(doc: dict[str, Any]) -> str:
     buf = io.StringIO()
-    _yaml().dump(doc, buf)
+    round_trip_yaml().dump(doc, buf)
     return buf.getvalue()
 
 

@@ -3,10 +3,10 @@
 - :mod:`gitreg.cli.app` — the typer app, the global options, the entry point :func:`main`;
 - :mod:`gitreg.cli.commands` — the commands, one module per concern, each a thin call into
   the :class:`~gitreg.registry.Registry` facade;
-- :mod:`gitreg.cli._output` — the one output sink (human or JSON, chosen once; it escapes
+- :mod:`gitreg.cli.output` — the one output sink (human or JSON, chosen once; it escapes
   every string it did not write);
 - :mod:`gitreg.cli.views` — the human form of each result type;
-- :mod:`gitreg.cli._errors` — the one error funnel (a table from exception type to message);
+- :mod:`gitreg.cli.error_table` — the one error funnel (a table from exception type to message);
 - :mod:`gitreg.cli.html_report` — `gitreg report --html` from a Jinja2 template.
 """
 

@@ -73,7 +73,7 @@ def trust_signers(path: Path | None) -> None:
 
 
 def architectures(specs: list[str] | None) -> list[str]:
-    from gitreg.sandbox import is_architecture
+    from gitreg.versions import is_architecture
 
     for spec in specs or []:
         if not is_architecture(spec):

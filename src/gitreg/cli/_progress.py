@@ -6,7 +6,7 @@ import sys
 from types import TracebackType
 from typing import Any
 
-from gitreg.cli._output import console, visible
+from gitreg.cli.output import console, visible
 
 
 class TransferProgress:

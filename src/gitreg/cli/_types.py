@@ -6,16 +6,13 @@ these names under ``TYPE_CHECKING`` only, so that a command pays for the modules
 
 from __future__ import annotations
 
-from typing import Any
-
 from gitreg.doctor import DoctorReport
 from gitreg.lifecycle import ChangeResult, CheckReport, ModelStatus, StageChange
 from gitreg.metadata import CheckResult, ValidationRecord
 from gitreg.registry import Comparison, InitResult, PullResult, RegisterResult, VersionInfo
 from gitreg.report import LineageNode, Report
 from gitreg.retention import CleanupResult
-
-Health = dict[str, Any]  # /health as the agent returns it (serve/ will give it a pydantic type)
+from gitreg.serve.health import HealthReport as Health
 
 __all__ = [
     "ChangeResult",

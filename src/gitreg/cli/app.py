@@ -1,7 +1,7 @@
 """The typer app: global options, the commands in help order, and the entry point.
 
 Every command runs through :func:`funnel`, so every exception — a refusal, an OSError, a bug —
-reaches :func:`gitreg.cli._errors.handle` and becomes one line on stderr and an exit code.
+reaches :func:`gitreg.cli.error_table.handle` and becomes one line on stderr and an exit code.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from gitreg import __version__
-from gitreg.cli import _errors
+from gitreg.cli import error_table
 from gitreg.cli._context import debug, state
-from gitreg.cli._output import Output, error_line
 from gitreg.cli.commands import lifecycle, maintenance, registry, reports, serving
+from gitreg.cli.output import Output, error_line
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,7 +42,7 @@ def funnel(fn: F) -> F:
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
         except (Exception, KeyboardInterrupt) as e:
-            raise typer.Exit(_errors.handle(e, debug=debug())) from None
+            raise typer.Exit(error_table.handle(e, debug=debug())) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -117,7 +117,7 @@ def main() -> None:
         error_line(" ".join(message.split("\n")), f"see {where} --help")
         sys.exit(1)
     except (Exception, KeyboardInterrupt) as e:  # raised outside a command (e.g. by a callback)
-        sys.exit(_errors.handle(e, debug=debug()))
+        sys.exit(error_table.handle(e, debug=debug()))
     sys.exit(rc if isinstance(rc, int) else 0)
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from gitreg import __version__, charts
-from gitreg.cli._output import visible
+from gitreg.cli.output import visible
 
 if TYPE_CHECKING:
     import jinja2

@@ -1,7 +1,7 @@
 """Result -> output in one call, for callers outside the commands (the demo, benchmarks).
 
 Each function takes a result and whether JSON was asked for, and hands both to the one output
-sink (:class:`gitreg.cli._output.Output`) with the result's view from :mod:`gitreg.cli.views`.
+sink (:class:`gitreg.cli.output.Output`) with the result's view from :mod:`gitreg.cli.views`.
 Nothing here writes to a stream itself or builds markup.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gitreg.cli import views
-from gitreg.cli._output import Output, error_line
-from gitreg.cli._output import console as _sink_console
 from gitreg.cli._progress import TransferProgress
+from gitreg.cli.output import Output, error_line
+from gitreg.cli.output import console as _sink_console
 from gitreg.cli.views import sparkline
 
 if TYPE_CHECKING:
@@ -52,10 +52,6 @@ def console() -> Any:
     return _narrator
 
 
-def err_console() -> Any:
-    return _sink_console(stderr=True)
-
-
 def out(text: str) -> None:
     Output().line(text)
 
@@ -64,16 +60,8 @@ def emit_json(data: Any) -> None:
     Output(json=True).json_value(data)
 
 
-def emit_json_bytes(raw: bytes) -> None:
-    Output(json=True).json_bytes(raw)
-
-
 def error(e: GitregError) -> None:
     error_line(e.message, e.hint)
-
-
-def error_text(text: str) -> None:
-    error_line(text)
 
 
 def init_result(r: InitResult, as_json: bool) -> None:

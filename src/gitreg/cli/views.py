@@ -1,7 +1,7 @@
 """The human form of each command's result, written through the output sink.
 
 A view takes the sink and one typed result and writes pieces (text or ``(text, style)``), tables
-and trees. It never builds markup and never writes to a stream: :mod:`gitreg.cli._output`
+and trees. It never builds markup and never writes to a stream: :mod:`gitreg.cli.output`
 escapes every string, so any metadata, tag message, author or agent answer prints as plain text.
 The JSON form needs no view: ``Output.emit`` serializes the result itself.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 import json as jsonlib
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from gitreg.cli._output import Output, Piece, Table, Tree, join_pieces, visible
+from gitreg.cli.output import Output, Piece, Table, Tree, join_pieces, visible
 
 if TYPE_CHECKING:
     from gitreg.cli._types import (
@@ -365,41 +365,20 @@ def status(out: Output, models: list[ModelStatus]) -> None:
             )
 
 
-def _field(data: Mapping[str, Any], key: str) -> str:
-    """A string field of an untrusted mapping, '' when absent (escaped by the sink)."""
-    value = data.get(key)
-    return "" if value is None else str(value)
-
-
 def server_status(out: Output, h: Health) -> None:
     """A running server's /health: every value the agent returned is data, shown as text."""
-    ok = h.get("status") == "ok"
     out.line(
-        (_field(h, "status") or "None", "green" if ok else "yellow"),
-        f"  {_field(h, 'repo') or 'None'} @ {_field(h, 'branch') or 'None'} {_field(h, 'commit')[:10]}"
-        f"  last sync {_field(h, 'last_sync') or 'never'}",
+        (h.status, "green" if h.ok else "yellow"),
+        f"  {h.repo} @ {h.branch} {(h.commit or '')[:10]}  last sync {h.last_sync or 'never'}",
     )
-    if h.get("last_error"):
-        out.line("  ", ("sync error:", "red"), f" {_field(h, 'last_error')}")
+    if h.last_error:
+        out.line("  ", ("sync error:", "red"), f" {h.last_error}")
     t = Table("MODEL", "SERVED", "WANTED (models.yaml)", "CANARY", "PREVIOUS", "LAST ERROR")
-    models = h.get("models")
-    for name, entry in (models if isinstance(models, Mapping) else {}).items():
-        m: Mapping[str, Any] = entry if isinstance(entry, Mapping) else {}
-        served, wanted = _field(m, "served"), _field(m, "wanted")
-        mark: list[Piece] = [] if served == wanted else [" ", ("≠", "yellow")]
-        can = m.get("canary")
-        can = can if isinstance(can, Mapping) else {}
-        canary = (
-            f"{_field(can, 'served') or '—'} ({any_num(can.get('traffic'))}%)" if can.get("wanted") else "—"
-        )
-        t.row(
-            str(name),
-            [served or "—", *mark],
-            wanted or "—",
-            canary,
-            _field(m, "previous") or "—",
-            _field(m, "last_error"),
-        )
+    for name, m in h.models.items():
+        mark: list[Piece] = [] if m.served == m.wanted else [" ", ("≠", "yellow")]
+        can = m.canary
+        canary = f"{can.served or '—'} ({any_num(can.traffic)}%)" if can.wanted else "—"
+        t.row(name, [m.served or "—", *mark], m.wanted or "—", canary, m.previous or "—", m.last_error or "")
     out.table(t)
 
 

@@ -14,7 +14,7 @@ private index and a compare-and-swap of the branch; the working tree follows und
 
 from gitreg.journal import MANIFEST_CRASH_POINTS, commit_manifest, sync_manifest, uncommit_manifest
 from gitreg.lifecycle.changes import TRAILER_KEYS, ChangeResult, branch_base
-from gitreg.lifecycle.check import POLICY_KEYS, CheckReport, Problem, bundle_format, check, policy_problems
+from gitreg.lifecycle.check import CheckReport, Problem, bundle_format, check, policy_problems
 from gitreg.lifecycle.history import StageChange, StageValue, history, manifest_history, stage_value
 from gitreg.lifecycle.promote import PROMOTE_STAGES, promote
 from gitreg.lifecycle.rollback import ROLLBACK_STAGES, rollback
@@ -22,7 +22,6 @@ from gitreg.lifecycle.status import ModelStatus, StageState, status
 
 __all__ = [
     "MANIFEST_CRASH_POINTS",
-    "POLICY_KEYS",
     "PROMOTE_STAGES",
     "ROLLBACK_STAGES",
     "TRAILER_KEYS",

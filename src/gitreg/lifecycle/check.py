@@ -133,9 +133,6 @@ def check(ctx: Context, base: str | None = None, *, require_signed: bool = False
     return CheckReport(ok=not problems, base=base, models=len(m.model.models), problems=problems)
 
 
-POLICY_KEYS = tuple(mf.LoadPolicy.model_fields)
-
-
 def facts(info: VersionInfo) -> load_policy.LoadFacts:
     """What the load policy needs to know of a version, from its tag and validation record."""
     return load_policy.LoadFacts(

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from gitreg import manifest as mf
-from gitreg.errors import DigestMismatch, GitregError, MetadataError, VersionNotFound
+from gitreg import policy as load_policy
+from gitreg.errors import CacheFull, DigestMismatch, GitregError, MetadataError, Rejected, VersionNotFound
 from gitreg.gitrepo import GitRepo
 from gitreg.serve.cache import BundleCache
 from gitreg.serve.config import AgentConfig
@@ -35,16 +36,6 @@ from gitreg.serve.metrics import Metrics
 from gitreg.serve.slots import ModelSlot, Served
 
 log = logging.getLogger("gitreg.serve")
-
-
-class Rejected(GitregError):
-    """A version that will not load as it is (bad bytes, metadata, model): not retried until
-    the manifest changes."""
-
-
-class CacheFull(GitregError):
-    """The bundle would push the cache past --cache-max-bytes even after evicting every bundle
-    not being served: retried on each sync (space frees up when served versions change)."""
 
 
 @dataclass
@@ -345,23 +336,23 @@ class Agent:
     def _load(self, reg: Any, model: str, version: str) -> Served:
         from gitreg import sandbox as validate
         from gitreg.metadata import parse_metadata
-        from gitreg.store import md5_file, policy_file
+        from gitreg.store import policy_file
 
         info = reg.get(version)
         if info.model != model:
             raise Rejected(f"{version} is a version of {info.model}, not {model}")
         policy = self._policy
-        allowed = [*policy.architectures, *self.config.allow_architectures]
+        rules = load_policy.effective(
+            policy, require_signed=self.config.require_signed, architectures=self.config.allow_architectures
+        )
+        allowed = rules.architectures
         total = sum(f.size for f in info.files)
-        if policy.max_bundle_bytes is not None and total > policy.max_bundle_bytes:
-            raise Rejected(
-                f"the bundle is {total} bytes, over the policy's max_bundle_bytes {policy.max_bundle_bytes}"
-            )
-        if policy.require_signed or self.config.require_signed:
-            signed, why = reg.git.verify_tag(version)
-            if not signed:
-                by = "the policy requires" if policy.require_signed else "--require-signed requires"
-                raise Rejected(f"the tag's signature does not verify ({why}); {by} signed tags")
+        refused = load_policy.size_refusal(rules, total) or load_policy.signature_refusal(
+            rules, lambda: reg.git.verify_tag(version)
+        )
+        if refused is not None:
+            by = "the policy requires" if policy.require_signed else "--require-signed requires"
+            raise Rejected(_refusal_text(refused, "the bundle", by))
         name = policy_file(f.path for f in info.files)
         if name is None:
             raise Rejected("the bundle has no policy.pt or policy.safetensors")
@@ -383,18 +374,10 @@ class Agent:
         meta = parse_metadata((target / "metadata.json").read_bytes())
         policy_path = target / name
         kind = validate.policy_format(policy_path)  # from the zip directory: nothing is unpickled
-        if kind == "torchscript" and not policy.allow_torchscript:
-            raise Rejected(
-                f"{name} is TorchScript, which the policy does not allow (allow_torchscript: false)"
-            )
-        if kind != "torchscript":
-            if not meta.architecture:
-                raise Rejected(f"{name} is a state dict: metadata.json names no architecture to load it into")
-            if meta.architecture not in allowed:
-                raise Rejected(
-                    f"architecture {meta.architecture!r} is not allow-listed "
-                    "(models.yaml policy.architectures, or gitreg serve --allow-architecture)"
-                )
+        fmt: load_policy.BundleFormat = "torchscript" if kind == "torchscript" else "state_dict"
+        refused = load_policy.format_refusal(rules, fmt, info.framework, meta.architecture)
+        if refused is not None:
+            raise Rejected(_refusal_text(refused, name, ""))
         if self.config.smoke_test:  # the same verified bytes, in a sandboxed child first
             report = validate.check_policy(
                 policy_path, meta.input_shape,
@@ -506,3 +489,15 @@ def _line(e: BaseException) -> str:
 
     text = str(e).strip() or type(e).__name__
     return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", text.splitlines()[0][:300])
+
+
+def _refusal_text(refused: load_policy.Refusal, subject: str, by: str) -> str:
+    """The agent's words for a load-policy refusal (`/health`'s rejected and last_error)."""
+    if refused.rule == "signature":
+        return f"the tag's signature does not verify ({refused.reason}); {by} signed tags"
+    if refused.rule == "architecture":
+        return (
+            f"architecture {refused.architecture!r} is not allow-listed "
+            "(models.yaml policy.architectures, or gitreg serve --allow-architecture)"
+        )
+    return f"{subject} {refused.message}"

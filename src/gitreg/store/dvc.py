@@ -92,10 +92,6 @@ class DvcStore:
             repo.close()
 
     @staticmethod
-    def is_initialized(root: Path) -> bool:
-        return (root / ".dvc" / "config").exists() or (root / ".dvc").is_dir()
-
-    @staticmethod
     def init(root: Path) -> None:
         _dvc_env()
         from dvc.repo import Repo

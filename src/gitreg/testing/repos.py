@@ -40,6 +40,19 @@ def register_pushed(registry: Any, bundle: Path, version: str, model: str = "pol
     return str(registry.register(bundle, model, version=version, push=True).version)
 
 
+def promote_pushed(registry: Any, version: str, canary: float | None = None) -> None:
+    """A --direct, forced, pushed promotion: to production, or to canary with ``canary`` percent."""
+    if canary is None:
+        registry.promote(version, "production", direct=True, push=True, force=True)
+    else:
+        registry.promote(version, None, canary=canary, direct=True, push=True, force=True)
+
+
+def branch_head(bare: Path, branch: str = "main") -> str:
+    """The commit ``branch`` points at in the (bare) repository ``bare``."""
+    return git(bare, "rev-parse", f"refs/heads/{branch}")
+
+
 def version_name(i: int) -> str:
     """The ``i``-th of a series of version names, one a day from 2025-07-01."""
     return f"v2025-07-{i + 1:02d}--10h00"

@@ -9,7 +9,7 @@ import typer
 
 from gitreg.cli import views
 from gitreg.cli._context import AllowedSignersOpt, JsonOpt, registry, trust_signers
-from gitreg.cli._output import Output
+from gitreg.cli.output import Output
 
 DirectOpt = Annotated[
     bool, typer.Option("--direct", help="Commit on the current branch instead of opening a pull request.")

@@ -9,7 +9,7 @@ import typer
 
 from gitreg.cli import views
 from gitreg.cli._context import JsonOpt, registry
-from gitreg.cli._output import Output
+from gitreg.cli.output import Output
 from gitreg.errors import GitregError
 
 
@@ -65,6 +65,6 @@ def demo(
     keep: Annotated[bool, typer.Option(help="Keep the demo folder afterwards.")] = False,
 ) -> None:
     """Run the guided demo on a throwaway registry (local bare Git remote, local DVC remote)."""
-    from gitreg.demo import run_demo
+    from gitreg.cli.demo import run_demo
 
     run_demo(workdir, keep=keep)

@@ -19,8 +19,8 @@ from gitreg.cli._context import (
     state,
     trust_signers,
 )
-from gitreg.cli._output import Output
 from gitreg.cli._progress import TransferProgress
+from gitreg.cli.output import Output
 from gitreg.errors import GitregError
 
 

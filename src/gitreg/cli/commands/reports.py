@@ -9,7 +9,7 @@ import typer
 
 from gitreg.cli import views
 from gitreg.cli._context import JsonOpt, registry
-from gitreg.cli._output import Output
+from gitreg.cli.output import Output
 from gitreg.errors import GitregError
 
 

@@ -5,26 +5,46 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gitreg.cli._context import AllowArchitectureOpt, AllowedSignersOpt, architectures, trust_signers
 from gitreg.errors import GitregError
 
+if TYPE_CHECKING:
+    from gitreg.serve.health import HealthReport
 
-def fetch_health(url: str) -> dict[str, Any]:
-    import json as jsonlib
+MAX_HEALTH_BYTES = 16 << 20  # a /health of thousands of models is a few MB
+
+
+def fetch_health(url: str) -> HealthReport:
+    """A running agent's ``/health``, parsed as the agent's own :class:`HealthReport`."""
     import urllib.error
     import urllib.request
+
+    from pydantic import ValidationError
+
+    from gitreg.serve.health import HealthReport
 
     target = url.rstrip("/") + "/health"
     try:
         with urllib.request.urlopen(target, timeout=10) as resp:
-            return dict(jsonlib.loads(resp.read()))
+            body = resp.read(MAX_HEALTH_BYTES + 1)
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
         raise GitregError(f"cannot read {target}: {reason}", "is `gitreg serve` running there?") from None
+    if len(body) > MAX_HEALTH_BYTES:
+        raise GitregError(f"{target} answered more than {MAX_HEALTH_BYTES} bytes", "is it a `gitreg serve`?")
+    try:
+        return HealthReport.model_validate_json(body)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the body"
+        raise GitregError(
+            f"{target} is not a gitreg /health answer ({where}: {first['msg']})",
+            "is it a `gitreg serve`, of a compatible version?",
+        ) from None
 
 
 def serve(

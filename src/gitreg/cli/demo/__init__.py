@@ -8,6 +8,6 @@
 
 from __future__ import annotations
 
-from gitreg.demo.tour import run_demo
+from gitreg.cli.demo.tour import run_demo
 
 __all__ = ["run_demo"]

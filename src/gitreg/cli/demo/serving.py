@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from gitreg.cli import render
-from gitreg.demo.narration import Narrator, git
+from gitreg.cli.demo.narration import Narrator, git
 from gitreg.errors import GitregError
+from gitreg.serve.health import HealthReport
 from gitreg.testing.load import Load
 from gitreg.testing.net import WaitTimeout, free_port, http_json, wait_until
 from gitreg.testing.server import ServeProcess, start_serve
@@ -29,11 +30,6 @@ def _wait_for(what: str, check: Callable[[], Any], deadline_s: float, server: Se
         raise GitregError(
             f"the demo server did not {what} within {deadline_s:.0f} s", f"see {server.log}"
         ) from e
-
-
-def _answering(url: str) -> str | None:
-    """The version that answers one /predict now (None when nothing does)."""
-    return (http_json(url, "/predict", {"inputs": [OBS]}, timeout=10)[1] or {}).get("version")
 
 
 def lifecycle_and_serving(n: Narrator, root: Path, reg: Any, versions: list[str]) -> None:
@@ -97,7 +93,7 @@ def lifecycle_and_serving(n: Narrator, root: Path, reg: Any, versions: list[str]
         )
         n.line(f"{first} answers again (it was still loaded: the swap back is instant)")
         n.cmd(f"gitreg status --server {url}")
-        render.server_status(http_json(url, "/health", timeout=10)[1], False)
+        render.server_status(HealthReport.model_validate(http_json(url, "/health", timeout=10)[1]), False)
         n.cmd("gitreg history policy")
         render.history(reg.history("policy"), False)
     finally:

@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from gitreg.cli._output import error_line
+from gitreg.cli.output import error_line
 from gitreg.errors import GitregError
 
 Formatter = Callable[[Any], tuple[str, str]]

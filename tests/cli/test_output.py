@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from conftest import run_cli
-from gitreg.cli._output import CELL_LIMIT, Output, Table, clip, safe_json, visible
+from gitreg.cli.output import CELL_LIMIT, Output, Table, clip, safe_json, visible
+from gitreg.testing.cli import run_cli
 
 HOSTILE = {
     "close-tag": "[/]",
@@ -212,25 +212,30 @@ def hostile_agent() -> Iterator[str]:
     evil = {name: s for name, s in HOSTILE.items() if name != "long"}
     body = json.dumps(
         {
-            "status": HOSTILE["link"],
+            "status": "degraded",
             "repo": HOSTILE["csi"],
             "branch": HOSTILE["osc-title"],
             "commit": HOSTILE["newline"],
             "last_sync": HOSTILE["cr"],
-            "last_error": "[/] " + HOSTILE["c1-csi"] + HOSTILE["bidi"],
+            "last_attempt": HOSTILE["link"],
+            "last_error": "[/] " + HOSTILE["c1-csi"] + HOSTILE["bidi"] + " " + HOSTILE["link"],
             "models": {
                 s: {
                     "served": s,
                     "wanted": s + "!",
                     "previous": s,
                     "last_error": s,
-                    "canary": {"wanted": s, "served": s, "traffic": s},
+                    "canary": {"wanted": s, "served": s, "traffic": 10},
                 }
                 for s in evil.values()
-            }
-            | {"odd": 42, "list": {"canary": [1], "served": 7}},
+            },
         }
     ).encode()
+    yield from answering(body)
+
+
+def answering(body: bytes) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 that answers every GET with ``body`` (JSON)."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -251,6 +256,25 @@ def hostile_agent() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def foreign_agent() -> Iterator[str]:
+    """Something that is not a gitreg agent (or a hostile one): wrong types where /health has
+    strings, and markup and escapes in the values."""
+    body = json.dumps(
+        {"status": HOSTILE["link"], "repo": HOSTILE["csi"], "branch": 7, "models": {"odd": 42}}
+    ).encode()
+    yield from answering(body)
+
+
+def test_status_server_refuses_an_answer_that_is_not_a_health_report(foreign_agent: str, tmp_path: Path):
+    for args in ((), ("--json",)):
+        proc = run_cli("-C", str(tmp_path), "status", "--server", foreign_agent, *args)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert proc.stderr.startswith("error: ") and "is not a gitreg /health answer" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+        assert RAW_CONTROL.search(proc.stdout + proc.stderr) is None and proc.stdout == ""
 
 
 def test_status_server_shows_the_agents_answers_as_text(hostile_agent: str, tmp_path: Path):

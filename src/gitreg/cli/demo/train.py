@@ -217,7 +217,7 @@ def export_bundle(trained: Trained, folder: Path) -> Path:
         "hyperparameters": trained.hyperparameters,
         "input_shape": [OBS_DIM],
         "data_version": f"synthetic-bandit-v1 (task seed {TASK_SEED})",
-        "code_commit": f"gitreg {__version__} (gitreg/demo/train.py)",
+        "code_commit": f"gitreg {__version__} (gitreg/cli/demo/train.py)",
         "env_id": "gitreg-demo/ContextualBandit-v1",
         "description": trained.description,
     }

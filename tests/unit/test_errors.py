@@ -120,6 +120,7 @@ def test_every_error_class_of_the_core_is_tested_here() -> None:
         errors.StorageError,
         errors.DigestMismatch,
         errors.OutputExists,
-        errors.ValidationFailed,
+        errors.Rejected,
+        errors.CacheFull,
     }
     assert classes - older == {type(e) for e, _, _ in CASES}

@@ -9,10 +9,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from conftest import run_cli
-from gitreg.cli._errors import DEBUG_HINT, FORMATTERS, explain, handle
 from gitreg.cli.app import funnel
+from gitreg.cli.error_table import DEBUG_HINT, FORMATTERS, explain, handle
 from gitreg.errors import GitregError, ModelNotFound
+from gitreg.testing.cli import run_cli
 
 
 class ExoticRefusal(GitregError):

@@ -1,6 +1,6 @@
 """The real `gitreg serve` under a hostile client, pusher and webhook sender (issue 11), over
 loopback: each finding reproduced and shown fixed. The server process, registries with a bare
-remote and TorchScript bundles are test_serve_e2e's fixtures."""
+remote and TorchScript bundles are the fixtures in tests/conftest.py and tests/serve/conftest.py."""
 
 from __future__ import annotations
 
@@ -20,14 +20,16 @@ from typing import Any
 import httpx
 import pytest
 
-import test_serve_e2e as e2e
-from conftest import git
-from test_serve_e2e import ROW, Server, expected_outputs, head_of, promote, register, wait_until
+from gitreg.testing.bundles import ROW, close, expected_outputs
+from gitreg.testing.repos import branch_head as head_of
+from gitreg.testing.repos import git
+from gitreg.testing.repos import promote_pushed as promote
+from gitreg.testing.repos import register_pushed as register
+from gitreg.testing.server import ServeProcess as Server
+from gitreg.testing.server import wait_for as wait_until
 
 pytestmark = pytest.mark.slow
 
-serve = e2e.serve  # fixtures: a `gitreg serve` process, the registry's bare remote
-remote = e2e.remote
 
 V1 = "v2025-07-01--10h00"
 V2 = "v2025-07-02--10h00"
@@ -109,9 +111,9 @@ def test_wrong_width_floods_are_422_and_leave_the_new_version_serving(registry, 
     r = post(server, {"inputs": row})
     assert r.status_code == 200 and r.json()["version"] == V2
     want = expected_outputs(v2, [row])
-    assert e2e.close(r.json()["outputs"], want[0]) and len(r.json()["outputs"]) == 2
+    assert close(r.json()["outputs"], want[0]) and len(r.json()["outputs"]) == 2
     r = post(server, {"inputs": [row, row]})
-    assert r.status_code == 200 and e2e.close(r.json()["outputs"], want * 2)
+    assert r.status_code == 200 and close(r.json()["outputs"], want * 2)
 
     # the model failing on inputs that fit: a 500 with one line, no interpreter traceback
     r = post(server, {"inputs": [[500.0, 500.0, 1.0, 1.0]]})

@@ -27,9 +27,9 @@ from rich.markup import escape
 
 from gitreg import __version__
 from gitreg.cli import render
-from gitreg.demo.narration import DEMO_EMAIL, DEMO_NAME, Narrator, configure, git
-from gitreg.demo.serving import lifecycle_and_serving
-from gitreg.demo.train import EPISODE_LEN, N_ACTIONS, OBS_DIM, export_bundle, train_dqn, train_ppo
+from gitreg.cli.demo.narration import DEMO_EMAIL, DEMO_NAME, Narrator, configure, git
+from gitreg.cli.demo.serving import lifecycle_and_serving
+from gitreg.cli.demo.train import EPISODE_LEN, N_ACTIONS, OBS_DIM, export_bundle, train_dqn, train_ppo
 from gitreg.errors import GitregError
 from gitreg.versions import parse_version
 
