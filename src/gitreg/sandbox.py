@@ -82,21 +82,29 @@ def refusal(
     architectures: Collection[str],
 ) -> str | None:
     """Why the policy forbids loading this file at all (None: it may be loaded) — decided from
-    its name, zip directory and metadata before any byte of it is deserialized."""
-    if kind == "torchscript" and not allow_torchscript:
+    its name, zip directory and metadata before any byte of it is deserialized. The rules are
+    :mod:`gitreg.policy`'s; a state dict that names no architecture is left to the child, which
+    reads its tensors without building a module."""
+    if architecture and kind != "torchscript" and not is_architecture(architecture):
+        return f"architecture {architecture!r} is not of the form 'pkg.module:ClassName'"
+    if kind != "torchscript" and not architecture:
+        return None
+    from gitreg import policy as load_policy
+    from gitreg.manifest import LoadPolicy
+
+    rules = LoadPolicy.model_construct(allow_torchscript=allow_torchscript, architectures=list(architectures))
+    fmt: load_policy.BundleFormat = "torchscript" if kind == "torchscript" else "state_dict"
+    refused = load_policy.format_refusal(rules, fmt, "", architecture)
+    if refused is None:
+        return None
+    if refused.rule == "architecture":
         return (
-            f"{path.name} is TorchScript, which the policy does not allow (allow_torchscript: false); "
-            "export a state dict (policy.safetensors) and name its architecture"
+            f"architecture {refused.architecture!r} is not allow-listed "
+            "(models.yaml policy.architectures, or --allow-architecture)"
         )
-    if kind != "torchscript" and architecture:
-        if not is_architecture(architecture):
-            return f"architecture {architecture!r} is not of the form 'pkg.module:ClassName'"
-        if architecture not in set(architectures):
-            return (
-                f"architecture {architecture!r} is not allow-listed "
-                "(models.yaml policy.architectures, or --allow-architecture)"
-            )
-    return None
+    return (
+        f"{path.name} {refused.message}; export a state dict (policy.safetensors) and name its architecture"
+    )
 
 
 def check_policy(

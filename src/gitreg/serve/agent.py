@@ -495,6 +495,8 @@ def _refusal_text(refused: load_policy.Refusal, subject: str, by: str) -> str:
     """The agent's words for a load-policy refusal (`/health`'s rejected and last_error)."""
     if refused.rule == "signature":
         return f"the tag's signature does not verify ({refused.reason}); {by} signed tags"
+    if refused.rule == "no-architecture":
+        return f"{subject} is a state dict: metadata.json names no architecture to load it into"
     if refused.rule == "architecture":
         return (
             f"architecture {refused.architecture!r} is not allow-listed "
