@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from gitreg.metrics import best_value
+
 # Geometry (SVG user units; the SVG scales to its container's width).
 WIDTH, HEIGHT = 560, 236
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 58, 18, 18, 42
@@ -220,5 +222,4 @@ def best_index(values: Sequence[float], direction: str | None) -> int | None:
     """The index of the best value ("higher" or "lower" is better), or None without a direction."""
     if not values or direction not in ("higher", "lower"):
         return None
-    target = max(values) if direction == "higher" else min(values)
-    return list(values).index(target)
+    return list(values).index(best_value(values, direction))

@@ -103,11 +103,6 @@ class LineageNode(BaseModel):
 
 
 # -- building ------------------------------------------------------------------------------------
-def metric_direction(name: str, higher: set[str], lower: set[str]) -> Direction | None:
-    """Which way a metric wins, as ``gitreg compare`` decides it (see :mod:`gitreg.metrics`)."""
-    return _direction(name, higher, lower)
-
-
 def _time_order(v: VersionInfo) -> tuple[datetime, VersionName]:
     return (v.registered_at, sort_key(v.version))
 
@@ -190,7 +185,7 @@ def build_report(ctx: Context, model: str | None = None, now: datetime | None = 
                 MetricSeries(
                     model=name,
                     metric=metric,
-                    direction=metric_direction(metric, higher, lower),
+                    direction=_direction(metric, higher, lower),
                     points=points[metric],
                 )
             )

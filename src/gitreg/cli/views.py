@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from gitreg.cli.output import Output, Piece, Table, Tree, join_pieces, visible
+from gitreg.metrics import best_value
 
 if TYPE_CHECKING:
     from gitreg.cli._types import (
@@ -520,10 +521,8 @@ def report(out: Output, r: Report, *, recent: int = 10) -> None:
         for s in r.metrics:
             values = [p.value for p in s.points]
             best = "—"
-            if s.direction == "higher":
-                best = num(max(values)) + " ↑"
-            elif s.direction == "lower":
-                best = num(min(values)) + " ↓"
+            if s.direction is not None:
+                best = num(best_value(values, s.direction)) + {"higher": " ↑", "lower": " ↓"}[s.direction]
             t.row(
                 s.model,
                 s.metric,
