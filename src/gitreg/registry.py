@@ -8,8 +8,9 @@ here (``from gitreg.registry import VersionInfo, CheckReport, …``); those of o
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,60 +37,23 @@ Progress = Callable[[str, int, int], None]
 
 # Result types re-exported lazily: name -> the module that defines it.
 _LAZY = {
-    "RegisterResult": "gitreg.register",
-    "PullResult": "gitreg.pull",
-    "Comparison": "gitreg.compare",
-    "MetricRow": "gitreg.compare",
-    "ParameterRow": "gitreg.compare",
-    "ChangeResult": "gitreg.lifecycle",
-    "StageChange": "gitreg.lifecycle",
-    "StageState": "gitreg.lifecycle",
-    "ModelStatus": "gitreg.lifecycle",
-    "CheckReport": "gitreg.lifecycle",
-    "Problem": "gitreg.lifecycle",
-    "DoctorReport": "gitreg.doctor",
-    "Finding": "gitreg.doctor",
-    "CleanupPlan": "gitreg.retention",
-    "CleanupResult": "gitreg.retention",
-    "PlanRow": "gitreg.retention",
-    "Report": "gitreg.report",
-    "LineageNode": "gitreg.report",
-    "MetricSeries": "gitreg.report",
+    **dict.fromkeys(("RegisterResult",), "gitreg.register"),
+    **dict.fromkeys(("PullResult",), "gitreg.pull"),
+    **dict.fromkeys(("Comparison", "MetricRow", "ParameterRow"), "gitreg.compare"),
+    **dict.fromkeys(
+        ("ChangeResult", "StageChange", "StageState", "ModelStatus", "CheckReport", "Problem"),
+        "gitreg.lifecycle",
+    ),
+    **dict.fromkeys(("DoctorReport", "Finding"), "gitreg.doctor"),
+    **dict.fromkeys(("CleanupPlan", "CleanupResult", "PlanRow"), "gitreg.retention"),
+    **dict.fromkeys(("Report", "LineageNode", "MetricSeries"), "gitreg.report"),
 }
 
-__all__ = [
-    "CI_CHOICES",
-    "CRASH_POINTS",
-    "PULL_GLOB",
-    "STATUSES",
-    "ChangeResult",
-    "CheckReport",
-    "CleanupPlan",
-    "CleanupResult",
-    "Comparison",
-    "DoctorReport",
-    "Finding",
-    "InitResult",
-    "Lineage",
-    "LineageNode",
-    "MetricRow",
-    "MetricSeries",
-    "ModelStatus",
-    "ParameterRow",
-    "PlanRow",
-    "Problem",
-    "PullResult",
-    "RegisterResult",
-    "Registry",
-    "Report",
-    "SignatureInfo",
-    "StageChange",
-    "StageState",
-    "Status",
-    "ValidationRecord",
-    "VersionInfo",
-    "default_local_remote",
-]
+__all__ = ["CI_CHOICES", "CRASH_POINTS", "PULL_GLOB", "STATUSES", "ChangeResult", "CheckReport"]
+__all__ += ["CleanupPlan", "CleanupResult", "Comparison", "DoctorReport", "Finding", "InitResult"]
+__all__ += ["Lineage", "LineageNode", "MetricRow", "MetricSeries", "ModelStatus", "ParameterRow", "PlanRow"]
+__all__ += ["Problem", "PullResult", "RegisterResult", "Registry", "Report", "SignatureInfo", "StageChange"]
+__all__ += ["StageState", "Status", "ValidationRecord", "VersionInfo", "default_local_remote"]
 
 
 def __getattr__(name: str) -> Any:
@@ -200,16 +164,8 @@ class Registry:
         """Copy a bundle into ``models/<model>/``, upload its bytes, commit, tag (see register.py)."""
         from gitreg.register import register
 
-        return register(
-            self.ctx,
-            bundle_dir,
-            model,
-            version=version,
-            message=message,
-            push=push,
-            progress=progress,
-            sign=sign,
-        )
+        kw = {"version": version, "message": message, "push": push, "progress": progress, "sign": sign}
+        return register(self.ctx, bundle_dir, model, **kw)
 
     def pull(
         self, version: str, out: Path | str | None = None, *, progress: Progress | None = None
@@ -234,17 +190,9 @@ class Registry:
         """Fetch, verify, check metadata, load safely, forward pass, under the load policy."""
         from gitreg.validation import validate
 
-        return validate(
-            self.ctx,
-            version,
-            record=record,
-            push=push,
-            timeout_s=timeout_s,
-            memory_mb=memory_mb,
-            progress=progress,
-            allow_architectures=allow_architectures,
-            require_signed=require_signed,
-        )
+        limits = {"timeout_s": timeout_s, "memory_mb": memory_mb, "progress": progress}
+        signed = {"allow_architectures": allow_architectures, "require_signed": require_signed}
+        return validate(self.ctx, version, record=record, push=push, **limits, **signed)
 
     def compare(self, versions: Sequence[str]) -> Comparison:
         from gitreg.compare import compare
@@ -345,14 +293,10 @@ class Registry:
         with self._invalidating():
             return run(self.ctx, fix=fix, remote_check=remote_check, push=push)
 
-    def _invalidating(self) -> AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def _invalidating(self) -> Iterator[None]:
         """models.yaml may change under an operation: forget the cached copy afterwards."""
-        return _Invalidating(self.ctx)
-
-
-class _Invalidating(AbstractContextManager[None]):
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    def __exit__(self, *exc: object) -> None:
-        self.ctx.invalidate()
+        try:
+            yield
+        finally:
+            self.ctx.invalidate()
