@@ -48,6 +48,17 @@ def test_every_test_module_is_in_a_layer_and_named_test_thing() -> None:
     assert not misplaced, f"test modules belong in tests/{{{','.join(LAYERS)}}}/test_<thing>.py: {misplaced}"
 
 
+def test_test_module_names_are_unique_across_layers() -> None:
+    """pytest imports test modules by base name (rootdir-relative, no packages): two
+    test_x.py in different layers collide with "import file mismatch"."""
+    seen: dict[str, list[str]] = {}
+    for p in suite_modules():
+        if p.name != "conftest.py":
+            seen.setdefault(p.name, []).append(str(p.relative_to(TESTS)))
+    twice = {name: paths for name, paths in seen.items() if len(paths) > 1}
+    assert not twice, f"rename one of each: {twice}"
+
+
 def test_no_test_module_imports_another_test_module() -> None:
     local = {p.stem for p in suite_modules()} | {"tests", "conftest"}
     found = sorted(
