@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 from gitreg import manifest as mf
-from gitreg.errors import GitError, NoGitRemote, NotARegistry, RegistryLocked
+from gitreg.errors import GitError, ManifestError, NoGitRemote, NotARegistry, RegistryLocked, ShallowClone
 from gitreg.gitrepo import GitRepo
 
 Clock = Callable[[], datetime]
@@ -108,19 +108,47 @@ class Context:
     def manifest(self) -> mf.Manifest:
         """models.yaml as last read (cached until :meth:`invalidate`)."""
         if self._manifest is None:
-            self._manifest = mf.load(self.manifest_path)
+            self._manifest = self.read_manifest()
         return self._manifest
 
     def invalidate(self) -> None:
         """Forget the cached manifest: the next :meth:`manifest` reads the file again."""
         self._manifest = None
 
-    def load_policy(self) -> mf.LoadPolicy:
-        """The ``policy:`` of models.yaml: the working tree's (HEAD's in a bare repository)."""
+    def read_manifest(self, *, required: bool = False) -> mf.Manifest:
+        """models.yaml as it is now, not as cached: the working tree's file, or in a bare
+        repository (a mirror, a server-side hook) the branch's blob read through git, never a
+        working tree. Missing, it reads as an empty manifest unless ``required``."""
         if not self.bare:
-            return mf.load(self.manifest_path).model.policy  # as it is now, not as cached
-        raw = self.git.read_file("HEAD", mf.MANIFEST_FILE)
-        return mf.loads(raw.decode(errors="replace")).model.policy if raw is not None else mf.LoadPolicy()
+            if required and not self.manifest_path.exists():
+                raise ManifestError(mf.MANIFEST_FILE, "does not exist", "run `gitreg init` first")
+            return mf.load(self.manifest_path)
+        rev = self.branch
+        raw = self.git.read_file(rev, mf.MANIFEST_FILE) if rev else None
+        if raw is None:
+            if required:
+                where = f"on {rev}" if rev else "(the repository has no branch)"
+                raise ManifestError(mf.MANIFEST_FILE, f"does not exist {where}", "run `gitreg init` first")
+            return mf.loads(mf.new_manifest_text())
+        return mf.loads_bytes(raw)
+
+    @cached_property
+    def branch(self) -> str | None:
+        """The branch a bare repository's models.yaml is read from: HEAD's branch, or when HEAD
+        names no branch that exists, the default branch (main, then master)."""
+        for rev in ("HEAD", "refs/heads/main", "refs/heads/master"):
+            if self.git.rev_parse(rev) is not None:
+                return rev
+        return None
+
+    def load_policy(self) -> mf.LoadPolicy:
+        """The ``policy:`` of models.yaml: the working tree's (the branch's in a bare repository)."""
+        return self.read_manifest().model.policy
+
+    def require_full_history(self, command: str) -> None:
+        """Refuse to answer from a shallow clone's partial history (one git call)."""
+        if self.git.is_shallow():
+            raise ShallowClone(str(self.root), command)
 
     # -- checks ------------------------------------------------------------------------------------
     def require_registry(self) -> None:

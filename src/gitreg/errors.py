@@ -292,6 +292,19 @@ class NeedsWorkingTree(GitregError):
         self.command = command
 
 
+class ShallowClone(GitregError):
+    """A shallow clone holds part of the history and tags: versions and stage changes would be
+    answered wrongly (missing, or credited to the shallow boundary), so history readers refuse."""
+
+    def __init__(self, path: str, command: str) -> None:
+        super().__init__(
+            f"{path} is a shallow clone: gitreg {command} needs the whole history and every tag",
+            "run `git fetch --unshallow --tags` there first",
+        )
+        self.path = path
+        self.command = command
+
+
 class LineageDepthOutOfRange(GitregError):
     def __init__(self, depth: int, limit: int) -> None:
         super().__init__(f"lineage depth {depth} is out of range", f"use 1 to {limit} (--depth)")

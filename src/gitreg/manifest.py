@@ -1,8 +1,11 @@
 """models.yaml: the manifest of models and the stage each version holds.
 
 Read and written round-trip with ruamel.yaml so that comments and key order survive edits;
-validated with pydantic. Untrusted input: size-limited, no anchors/aliases, no custom tags,
-paths kept inside the repository. The only I/O is reading and atomically replacing the file.
+validated with pydantic in strict mode (no coercion: ``traffic: "50"`` or ``traffic: true`` is
+refused, not read as 50 or 1). Untrusted input: size-, line- and nesting-limited by a linear
+pre-scan before the YAML scanner sees it (ruamel's scanner is quadratic in nesting), strict
+UTF-8, no anchors/aliases, no custom tags, paths kept inside the repository. The only I/O is
+reading and atomically replacing the file.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.scalarbool import ScalarBoolean
 
 from gitreg.errors import InvalidModelName, ManifestError
 from gitreg.fs import atomic_write  # the one atomic write (also imported from here by the CLI)
@@ -27,6 +31,9 @@ from gitreg.versions import check_model_name, is_architecture, is_version
 
 MANIFEST_FILE = "models.yaml"
 MAX_MANIFEST_BYTES = 1 << 20
+MAX_MANIFEST_DEPTH = 64  # flow ([, {) plus block (indentation, "- -") nesting
+MAX_MANIFEST_LINES = 100_000
+MAX_MANIFEST_TOKENS = 200_000  # flow indicators ([ ] { } ,) and "key:" / "- " markers
 STAGE_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 
 # Metrics where a larger number wins, and where a smaller one does; models.yaml may override.
@@ -113,19 +120,19 @@ ModelName = Annotated[str, AfterValidator(_model_name)]
 
 
 class Canary(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     version: VersionStr
     traffic: float = Field(ge=0, le=100)
 
 
 class Retention(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     keep_last: int | None = Field(default=None, ge=0)
     max_age_days: int | None = Field(default=None, ge=0)
 
 
 class ModelEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     path: str
     stages: dict[StageName, VersionStr] = Field(default_factory=dict)
     canary: Canary | None = None
@@ -154,7 +161,7 @@ class LoadPolicy(BaseModel):
     """``policy:`` in models.yaml: what may be loaded and served, enforced by ``gitreg check``,
     ``gitreg validate`` and the deploy agent."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     allow_torchscript: bool = True  # TorchScript is code: false allows state dicts only
     require_signed: bool = False  # version tags must pass `git verify-tag`
     max_bundle_bytes: int | None = Field(default=None, ge=1)  # all of a version's files together
@@ -163,13 +170,13 @@ class LoadPolicy(BaseModel):
 
 
 class MetricDirections(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     higher_is_better: list[str] = Field(default_factory=list)
     lower_is_better: list[str] = Field(default_factory=list)
 
 
 class ManifestModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     version: int = 1
     models: dict[ModelName, ModelEntry] = Field(default_factory=dict)
     metrics: MetricDirections = Field(default_factory=MetricDirections)
@@ -367,6 +374,17 @@ def _validate(doc: Any, source: str) -> ManifestModel:
         # "[key]" means the key itself is bad; odd keys are quoted so the message stays one line.
         loc = ".".join(str(p) if str(p).isprintable() else repr(p) for p in first["loc"] if p != "[key]")
         msg = first["msg"].removeprefix("Value error, ")
+        if first["type"] in _KINDS:
+            msg = _type_problem(first["loc"], _KINDS[first["type"]], first.get("input"))
+        elif first["type"] in ("greater_than_equal", "less_than_equal"):
+            bound = first.get("ctx", {})
+            msg = (
+                "must be a number from 0 to 100"
+                if first["loc"][-1] == "traffic"
+                else f"must be at least {bound['ge']}"
+                if "ge" in bound
+                else f"must be at most {bound['le']}"
+            ) + f", not {_shown(first.get('input'))}"
         if first["type"] == "extra_forbidden":
             msg = "unknown key"
             if first["loc"][0] == "policy" and len(first["loc"]) == 2:  # a mistyped rule is no rule
@@ -397,18 +415,168 @@ def _line_of(doc: Any, loc: tuple[Any, ...]) -> int | None:
 
 
 def _plain(node: Any) -> Any:
+    """The round-trip document as builtin types, each value keeping its YAML type (a key that
+    is not a string stays one, so that the strict schema refuses it rather than renaming it)."""
     if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
+        return {_plain(k): _plain(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_plain(v) for v in node]
     if isinstance(node, str):
         return str(node)
+    if isinstance(node, bool | ScalarBoolean):
+        return bool(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
     return node
+
+
+# What a strict-schema type error says the value must be.
+_KINDS = {
+    "float_type": "a number",
+    "int_type": "a whole number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+}
+
+
+def _shown(value: Any) -> str:
+    """A YAML value as models.yaml spells it, short and on one line."""
+    if value is None:
+        return "null (nothing)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        text = repr(value)
+        return f"the string {text[:40] + '…' if len(text) > 40 else text}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)[:40]
+
+
+def _type_problem(loc: tuple[Any, ...], kind: str, value: Any) -> str:
+    if loc and loc[-1] == "traffic":
+        kind = "a number from 0 to 100"
+    problem = f"must be {kind}, not {_shown(value)}"
+    if isinstance(value, str) and kind not in ("a string", "a mapping", "a list"):
+        problem += " (write it without quotes)"
+    return problem
+
+
+def decode(raw: bytes, source: str = MANIFEST_FILE) -> str:
+    """models.yaml's bytes as text: strict UTF-8 (the same rule for `check`, the CLI and the
+    deploy agent), refused above :data:`MAX_MANIFEST_BYTES` before decoding."""
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestError(source, f"is larger than {MAX_MANIFEST_BYTES} bytes (the limit)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ManifestError(
+            source, f"is not UTF-8 (byte {e.start})", "save it as UTF-8", line=raw[: e.start].count(b"\n") + 1
+        ) from None
+
+
+def loads_bytes(raw: bytes, source: str = MANIFEST_FILE) -> Manifest:
+    """Load models.yaml from its bytes (a file, or a blob read from git): the one loader."""
+    return loads(decode(raw, source), source)
+
+
+def _too_much(source: str, what: str, line: int) -> None:
+    hint = "flatten models.yaml; it needs only a few levels"
+    raise ManifestError(source, f"{what} (the limit, checked before parsing)", hint, line=line)
+
+
+_ORDINARY = re.compile(r"[^\s'\"#\[\]{},:|>?-]+")  # characters with no structural meaning
+_IN_SINGLE = re.compile(r"''|'")  # '' is a quote inside a single-quoted scalar
+_IN_DOUBLE = re.compile(r'\\.|"')
+
+
+def prescan(text: str, source: str = MANIFEST_FILE) -> None:
+    """Refuse a text the YAML scanner would be slow on, in one linear pass and before it runs:
+    more than :data:`MAX_MANIFEST_DEPTH` levels of flow (``[``, ``{``) plus block (indentation,
+    ``- -``) nesting, more than :data:`MAX_MANIFEST_LINES` lines or :data:`MAX_MANIFEST_TOKENS`
+    structural tokens. Quoted scalars, comments and block scalars are skipped, so text inside
+    them never counts; the count may only err on the side of refusing."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if len(lines) > MAX_MANIFEST_LINES:
+        _too_much(source, f"has more than {MAX_MANIFEST_LINES} lines", MAX_MANIFEST_LINES + 1)
+    indents: list[int] = []  # the block indentations open above this line
+    flow = 0  # open [ and {
+    quote = ""  # the quote character of a quoted scalar still open (they may span lines)
+    block_scalar: int | None = None  # a `|` or `>` scalar's parent indentation
+    tokens = 0
+    for number, line in enumerate(lines, 1):
+        stripped = line.lstrip(" ")
+        indent = len(line) - len(stripped)
+        if block_scalar is not None:
+            if not stripped or indent > block_scalar:
+                continue  # the block scalar's text
+            block_scalar = None
+        start = True  # at the start of a value: a quote or a bracket here opens one
+        i = 0
+        if not quote and not flow and stripped and not stripped.startswith("#"):
+            while indents and indents[-1] >= indent:
+                indents.pop()
+            indents.append(indent)
+            dashes = 0
+            i = indent
+            while line.startswith("-", i) and (i + 1 == len(line) or line[i + 1] in " \t"):
+                dashes += 1
+                i += 2
+            if len(indents) + dashes > MAX_MANIFEST_DEPTH:
+                _too_much(source, f"nests deeper than {MAX_MANIFEST_DEPTH} levels", number)
+            tokens += dashes
+        n = len(line)
+        while i < n:
+            if quote:  # jump to the quote's end (or a backslash escape) on this line
+                m = (_IN_SINGLE if quote == "'" else _IN_DOUBLE).search(line, i)
+                if m is None:
+                    break  # the quoted scalar goes on to the next line
+                i = m.end()
+                if m.group() == quote:
+                    quote, start = "", False
+                continue
+            m = _ORDINARY.match(line, i)
+            if m is not None:  # a run of plain-scalar text: no structure inside
+                i, start = m.end(), False
+                continue
+            c = line[i]
+            after = line[i + 1] if i + 1 < n else " "
+            if c == "#" and (i == 0 or line[i - 1] in " \t"):
+                break  # a comment
+            if c in "'\"" and start:
+                quote = c
+            elif c in "[{" and (flow or start):
+                flow += 1
+                tokens += 1
+                if len(indents) + flow > MAX_MANIFEST_DEPTH:
+                    _too_much(source, f"nests deeper than {MAX_MANIFEST_DEPTH} levels", number)
+            elif c in "]}" and flow:
+                flow -= 1
+                tokens += 1
+                start = False
+            elif (c == "," and flow) or (c in ":-?" and (after in " \t" or (flow and after in ",[]{}"))):
+                tokens += 1
+                start = True
+            elif c in "|>" and start and not flow:
+                block_scalar = indents[-1] if indents else 0
+                break
+            elif c not in " \t":
+                start = False
+            i += 1
+        if tokens > MAX_MANIFEST_TOKENS:
+            _too_much(source, f"has more than {MAX_MANIFEST_TOKENS} structural tokens", number)
 
 
 def loads(text: str, source: str = MANIFEST_FILE) -> Manifest:
     if len(text.encode(errors="surrogatepass")) > MAX_MANIFEST_BYTES:  # the YAML reader rejects them
-        raise ManifestError(source, f"is larger than {MAX_MANIFEST_BYTES} bytes")
+        raise ManifestError(source, f"is larger than {MAX_MANIFEST_BYTES} bytes (the limit)")
+    prescan(text, source)
     y = round_trip_yaml()
     try:
         for event in y.parse(text):
@@ -439,11 +607,15 @@ def load(path: Path) -> Manifest:
         raw = path.read_bytes()
     except OSError as e:
         raise ManifestError(path.name, f"cannot be read ({e.strerror})") from None
-    try:
-        text = raw.decode()
-    except UnicodeDecodeError:
-        raise ManifestError(path.name, "is not UTF-8") from None
-    return loads(text, path.name)
+    return loads_bytes(raw, path.name)
+
+
+def missing_models(m: Manifest) -> str | None:
+    """Why a manifest names no ``models:`` mapping (an empty file, or no such key), for `gitreg
+    check`; None when it has one (``models: {}`` included)."""
+    if isinstance(m.doc, dict) and isinstance(m.doc.get("models"), dict):
+        return None
+    return "has no `models:` mapping; write `version: 1` and `models: {}` (what `gitreg init` writes)"
 
 
 def new_manifest_text() -> str:

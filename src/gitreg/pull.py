@@ -29,8 +29,8 @@ class PullResult(BaseModel):
 def _model_path_at(ctx: Context, commit: str, model: str) -> str:
     raw = ctx.git.read_file(commit, mf.MANIFEST_FILE)
     if raw is not None:
-        with contextlib.suppress(GitregError, UnicodeDecodeError):
-            entry = mf.loads(raw.decode()).model.models.get(model)
+        with contextlib.suppress(GitregError):
+            entry = mf.loads_bytes(raw).model.models.get(model)
             if entry is not None:
                 return entry.path
     return f"models/{model}"

@@ -116,6 +116,11 @@ class Registry:
         return init(path, remote=remote, endpoint_url=endpoint_url, ci=ci)
 
     # -- reading ---------------------------------------------------------------------------------
+    def require_full_history(self, command: str) -> None:
+        """Refuse (:class:`~gitreg.errors.ShallowClone`) in a shallow clone: `list`, `show` and
+        `history` would answer from part of the history and tags."""
+        self.ctx.require_full_history(command)
+
     def versions(
         self,
         model: str | None = None,

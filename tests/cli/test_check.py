@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
@@ -290,3 +291,56 @@ def test_policy_unknown_key_is_reported_on_its_line(repo: Repo):
     assert len(found) == 1
     assert found[0][0] == GOOD.count("\n") + 2
     assert "policy: unknown key 'require_staging_before_prod'" in found[0][1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "# nothing yet\n", "version: 1\n", "version: 1\nmodels:\n"],
+    ids=["empty", "comment-only", "no-models-key", "models-null"],
+)
+def test_an_empty_or_model_less_manifest_fails_and_says_what_to_write(repo: Repo, text: str):
+    write(repo, text)
+    proc = check(repo)
+    assert proc.returncode == 1, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ": error: " in ln]
+    assert len(errors) == 1, proc.stderr  # one problem, on one line
+    assert errors[0].startswith("models.yaml: error: has no `models:` mapping")
+    assert "write `version: 1` and `models: {}`" in errors[0]  # what to write
+
+
+@pytest.mark.parametrize(
+    ("traffic", "said"),
+    [("true", "not true"), ('"50"', "not the string '50'"), ("101", "from 0 to 100"), ("null", "not null")],
+    ids=["bool", "string", "over-100", "null"],
+)
+def test_a_coerced_canary_traffic_fails_check_with_its_line(repo: Repo, traffic: str, said: str):
+    write(repo, GOOD.replace("traffic: 10", f"traffic: {traffic}"))
+    found = problems(repo)
+    assert len(found) == 1, found
+    assert found[0][0] == L_TRAFFIC
+    assert "canary.traffic: must be a number from 0 to 100" in found[0][1] and said in found[0][1]
+
+
+def test_a_nesting_bomb_is_refused_in_well_under_a_second(repo: Repo):
+    """20,000 levels of `[` (40 KB) cost the YAML scanner 91 s: the pre-scan refuses it first."""
+    write(repo, "version: 1\nmodels: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    from gitreg.registry import Registry
+
+    reg = Registry(repo.path)
+    started = time.perf_counter()
+    report = reg.check()
+    elapsed = time.perf_counter() - started
+    assert not report.ok
+    assert "nests deeper than 64 levels" in report.problems[0].message
+    assert report.problems[0].line == 2
+    assert elapsed < 1.0, elapsed
+    proc = check(repo)  # and through the CLI: one line, exit 1
+    assert proc.returncode == 1
+    errors = [ln for ln in proc.stderr.splitlines() if ": error: " in ln]
+    assert len(errors) == 1 and "nests deeper than 64 levels" in errors[0], proc.stderr
+
+
+def test_a_non_utf8_manifest_fails_check(repo: Repo):
+    (repo.path / "models.yaml").write_bytes(GOOD.encode() + b"# caf\xe9\n")
+    found = problems(repo)
+    assert len(found) == 1 and "is not UTF-8" in found[0][1], found

@@ -319,6 +319,47 @@ def test_a_model_removed_from_models_yaml_is_unloaded_and_ready_is_200_again(
     assert server.predict().json()["version"] == V1
 
 
+def test_a_nesting_bomb_or_non_utf8_manifest_is_refused_fast_and_the_last_good_one_keeps_serving(
+    registry, remote, make_bundle, serve
+):
+    """20,000 levels of `[` (40 KB) stalled a sync for 115 s: the pre-scan refuses them in
+    milliseconds, and a non-UTF-8 models.yaml is refused as `gitreg check` refuses it."""
+    register(registry, make_bundle(1), V1)
+    register(registry, make_bundle(2), V2)
+    promote(registry, V1)
+    server = serve(remote, "--poll", "0.5")
+    good = registry.manifest_path.read_bytes()
+
+    def push(data: bytes, message: str) -> None:
+        registry.manifest_path.write_bytes(data)
+        git(registry.root, "commit", "-qam", message)
+        git(registry.root, "push", "-q", "origin", "HEAD:main")
+
+    for data, said in [
+        (b"version: 1\nmodels: " + b"[" * 20_000 + b"]" * 20_000 + b"\n", "nests deeper than 64 levels"),
+        (good + b"# caf\xe9\n", "is not UTF-8"),
+    ]:
+        push(data, f"hostile manifest: {said}")
+        h = wait_until(
+            lambda said=said: (h := server.health())["last_error"] and said in h["last_error"] and h,
+            f"the agent refuses: {said}",
+            15,  # a poll and a fetch; the bomb alone took 115 s to parse
+            server,
+        )
+        assert "models.yaml:" in h["last_error"] and "\n" not in h["last_error"], h["last_error"]
+        assert h["models"]["policy"]["served"] == V1, h  # the last good manifest keeps serving
+        r = server.predict()
+        assert r.status_code == 200 and r.json()["version"] == V1
+
+    push(good, "restore models.yaml")
+    started = time.monotonic()
+    promote(registry, V2)  # a later promotion is not delayed by what came before
+    wait_until(lambda: server.predict().json()["version"] == V2, "V2 served", 60, server)
+    assert time.monotonic() - started < 60
+    h = wait_until(lambda: (h := server.health())["last_error"] is None and h, "no error", 30, server)
+    assert h["models"]["policy"]["served"] == V2
+
+
 # == (d) webhooks =================================================================================
 def standard_headers(secret: str, msg_id: str, body: bytes, stamp: int | None = None) -> dict[str, str]:
     """Standard Webhooks (standardwebhooks.com): v1,base64(HMAC-SHA256(id.timestamp.body))."""

@@ -61,6 +61,11 @@ CASES = [
     ),
     (errors.UnknownRevision("nope"), {"rev": "nope", "flag": "--base"}, "no such revision"),
     (errors.NeedsWorkingTree("doctor"), {"command": "doctor"}, "needs a working tree"),
+    (
+        errors.ShallowClone("/r", "list"),
+        {"path": "/r", "command": "list"},
+        "is a shallow clone",
+    ),
     (errors.LineageDepthOutOfRange(0, 200), {"depth": 0, "limit": 200}, "out of range"),
     (
         errors.PartialPush("archived 2", "origin", "down", "push later"),

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import stat
+import time
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,18 @@ from gitreg.manifest import (
     HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
     MAX_MANIFEST_BYTES,
+    MAX_MANIFEST_DEPTH,
+    MAX_MANIFEST_LINES,
+    MAX_MANIFEST_TOKENS,
     Manifest,
     ManifestModel,
     atomic_write,
     load,
     loads,
+    loads_bytes,
+    missing_models,
     new_manifest_text,
+    prescan,
     round_trip_yaml,
 )
 from gitreg.versions import VersionName, format_version
@@ -572,3 +579,171 @@ def test_ensure_model_on_any_manifest_only_adds_lines(doc: dict[str, Any], name:
     assert name in after.model.models
     before = ManifestModel.model_validate(doc)
     assert {k: v for k, v in after.model.models.items() if k != name or not changed} == before.models
+
+
+# -- strict types: nothing is coerced ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("traffic", "said"),
+    [
+        ("true", "not true"),
+        ("false", "not false"),
+        ('"50"', "not the string '50' (write it without quotes)"),
+        ("'10.5'", "not the string '10.5'"),
+        ("101", "not 101"),
+        ("100.5", "not 100.5"),
+        ("-1", "not -1"),
+        ("null", "not null"),
+        ("", "not null"),
+        ("[50]", "not a list"),
+    ],
+)
+def test_canary_traffic_is_a_number_from_0_to_100_never_coerced(traffic: str, said: str) -> None:
+    err = manifest_error(BASE.replace("traffic: 10", f"traffic: {traffic}"))
+    assert err.line == 10, str(err)
+    assert err.problem.startswith("models.policy.canary.traffic: must be a number from 0 to 100")
+    assert said in err.problem
+    assert "\n" not in str(err)
+
+
+@pytest.mark.parametrize(
+    ("traffic", "share"), [("0", 0), ("100", 100), ("1.5", 1.5), ("0x10", 16), ("33.3", 33.3)]
+)
+def test_a_number_in_range_is_a_traffic_share(traffic: str, share: float) -> None:
+    canary = loads(BASE.replace("traffic: 10", f"traffic: {traffic}")).model.models["policy"].canary
+    assert canary is not None and canary.traffic == share and type(canary.traffic) is float
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "said"),
+    [
+        ("version: 1\n", "version: '1'\n", 1, "version: must be a whole number, not the string '1'"),
+        ("version: 1\n", "version: true\n", 1, "version: must be a whole number, not true"),
+        ("version: 1\n", "version: 1.0\n", 1, "version: must be a whole number, not 1.0"),
+        (
+            "production: v2025-07-06--18h51",
+            "production: 20250706",
+            6,
+            "production: must be a string, not 20250706",
+        ),
+        ("production: v2025-07-06--18h51", "production: true", 6, "production: must be a string, not true"),
+        ("production: v2025-07-06--18h51", "production:", 6, "production: must be a string, not null"),
+        ("production: v2025-07-06--18h51", "1: v2025-07-06--18h51", 6, "stages.1: must be a string, not 1"),
+        ("archived: [v2025-06-01--09h00]", "archived: v2025-06-01--09h00", 11, "archived: must be a list"),
+        ("archived: [v2025-06-01--09h00]", "archived: [20250601]", 11, "archived.0: must be a string"),
+        ("keep_last: 20", "keep_last: '20'", 12, "keep_last: must be a whole number, not the string '20'"),
+        ("keep_last: 20", "keep_last: 20.0", 12, "keep_last: must be a whole number, not 20.0"),
+        ("keep_last: 20", "keep_last: true", 12, "keep_last: must be a whole number, not true"),
+        ("keep_last: 20", "keep_last: -3", 12, "keep_last: must be at least 0, not -3"),
+        ("max_age_days: 90", "max_age_days: 1e2", 12, "max_age_days: must be a whole number, not 100.0"),
+        ("path: models/policy", "path: 7", 4, "path: must be a string, not 7"),
+        (
+            "    stages:\n      production: v2025-07-06--18h51\n      staging: v2025-07-07--10h30\n",
+            "    stages: [x]\n",
+            5,
+            "stages: must be a mapping, not a list",
+        ),
+    ],
+)
+def test_every_field_is_strict_in_type(old: str, new: str, line: int, said: str) -> None:
+    text = BASE.replace(old, new, 1)
+    assert text != BASE
+    err = manifest_error(text)
+    assert err.line == line, str(err)
+    assert said in err.problem, err.problem
+
+
+@pytest.mark.parametrize(
+    ("policy", "said"),
+    [
+        ("allow_torchscript: 'no'", "allow_torchscript: must be true or false, not the string 'no'"),
+        ("allow_torchscript: 0", "allow_torchscript: must be true or false, not 0"),
+        ("require_signed: 'true'", "require_signed: must be true or false, not the string 'true'"),
+        ("max_bundle_bytes: '1000'", "max_bundle_bytes: must be a whole number, not the string '1000'"),
+        ("max_bundle_bytes: 1.5e3", "max_bundle_bytes: must be a whole number, not 1500.0"),
+        ("max_bundle_bytes: true", "max_bundle_bytes: must be a whole number, not true"),
+        ("architectures: 'a.b:C'", "architectures: must be a list, not the string 'a.b:C'"),
+    ],
+)
+def test_policy_fields_are_strict_in_type(policy: str, said: str) -> None:
+    err = manifest_error(BASE + f"policy:\n  {policy}\n")
+    assert err.line == 14, str(err)
+    assert said in err.problem, err.problem
+
+
+def test_a_metric_direction_is_a_list_of_strings() -> None:
+    err = manifest_error(BASE + "metrics:\n  higher_is_better: [1]\n")
+    assert "metrics.higher_is_better.0: must be a string, not 1" in err.problem
+
+
+# -- one loader: strict UTF-8, limits before the YAML scanner ---------------------------------------
+def test_loads_bytes_refuses_non_utf8_with_its_line() -> None:
+    with pytest.raises(ManifestError) as caught:
+        loads_bytes(BASE.encode() + b"# caf\xe9\n")
+    assert caught.value.line == 13
+    assert "is not UTF-8" in caught.value.problem and "save it as UTF-8" in str(caught.value)
+
+
+def test_loads_bytes_reads_what_loads_reads() -> None:
+    assert loads_bytes(BASE.encode()).dumps() == loads(BASE).dumps() == BASE
+
+
+def test_missing_models_names_what_to_write() -> None:
+    assert missing_models(loads(BASE)) is None
+    assert missing_models(loads(new_manifest_text())) is None
+    for text in ("", "version: 1\n", "version: 1\nmodels:\n"):
+        said = missing_models(loads(text))
+        assert said is not None and "`models: {}`" in said
+
+
+NESTED_65 = "version: 1\nmodels:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 65))
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("[" * 20_000, 1),
+        ("version: 1\nmodels: " + "[" * 20_000 + "]" * 20_000 + "\n", 2),
+        ("version: 1\nmodels: " + "{a: " * 20_000 + "}" * 20_000 + "\n", 2),
+        ("version: 1\nmodels:\n" + "[\n" * 100, 2 + MAX_MANIFEST_DEPTH),
+        ("- " * 5_000 + "x\n", 1),
+        (NESTED_65, 2 + MAX_MANIFEST_DEPTH),
+        ("version: 1\rmodels: " + "[" * 100, 2),
+    ],
+    ids=["flow", "flow-closed", "flow-maps", "flow-over-lines", "dashes", "indentation", "cr-breaks"],
+)
+def test_deep_nesting_is_refused_before_parsing_in_milliseconds(text: str, line: int) -> None:
+    started = time.perf_counter()
+    err = manifest_error(text)
+    assert time.perf_counter() - started < 0.1
+    assert err.problem == f"nests deeper than {MAX_MANIFEST_DEPTH} levels (the limit, checked before parsing)"
+    assert err.line == line, str(err)
+    assert "flatten models.yaml" in str(err) and "\n" not in str(err)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version: 1\nmodels: {}\nmetrics:\n  higher_is_better: ['" + "[" * 100 + "']\n",
+        'version: 1\nmodels: {}\nmetrics:\n  higher_is_better: ["' + "{" * 100 + '\\"x"]\n',
+        "version: 1 # " + "[" * 100 + "\nmodels: {}\n",
+        "version: 1\nmodels:\n  p:\n    path: models/p" + "[" * 100 + "\n",
+        "version: 1\nmodels: {}\nmetrics:\n  higher_is_better:\n    - 'it''s " + "[" * 100 + "'\n",
+    ],
+    ids=["single-quoted", "double-quoted", "comment", "plain-scalar", "quote-in-quote"],
+)
+def test_brackets_inside_text_do_not_count_as_nesting(text: str) -> None:
+    loads(text)  # valid: no limit hit
+
+
+def test_sixty_four_levels_are_allowed() -> None:
+    prescan("a: " + "[" * (MAX_MANIFEST_DEPTH - 1) + "]" * (MAX_MANIFEST_DEPTH - 1) + "\n")
+
+
+def test_the_line_and_token_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ManifestError) as caught:
+        prescan("#\n" * MAX_MANIFEST_LINES + "x: 1\n")
+    assert caught.value.problem.startswith(f"has more than {MAX_MANIFEST_LINES} lines")
+    with pytest.raises(ManifestError) as caught:
+        prescan("a: [" + "1, " * MAX_MANIFEST_TOKENS + "]\n")
+    assert caught.value.problem.startswith(f"has more than {MAX_MANIFEST_TOKENS} structural tokens")
+    assert caught.value.line == 1

@@ -276,6 +276,11 @@ class GitRepo:
         proc = run_git(["rev-parse", "--verify", "-q", f"{rev}^{{commit}}"], self.root, check=False)
         return proc.stdout.decode().strip() or None
 
+    def is_shallow(self) -> bool:
+        """A shallow clone (``git clone --depth``): part of the history and tags is missing."""
+        proc = run_git(["rev-parse", "--is-shallow-repository"], self.root, check=False)
+        return proc.stdout.decode().strip() == "true"
+
     # -- working tree ------------------------------------------------------------------------
     def has_commits(self) -> bool:
         return self.rev_parse("HEAD") is not None

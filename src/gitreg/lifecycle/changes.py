@@ -69,7 +69,7 @@ def _manifest_at(ctx: Context, rev: str) -> mf.Manifest:
     raw = ctx.git.read_file(rev, mf.MANIFEST_FILE)
     if raw is None:
         raise ManifestError(mf.MANIFEST_FILE, f"does not exist at {rev[:12]}", "run `gitreg init` first")
-    return mf.loads(raw.decode(errors="replace"))
+    return mf.loads_bytes(raw)
 
 
 def _branch_name(model: str, stage: str, version: str) -> str:

@@ -36,7 +36,10 @@ def check(ctx: Context, base: str | None = None, *, require_signed: bool = False
     """Everything a pull request touching models.yaml must satisfy (``require_signed``: as if
     the policy said so, every production/canary tag's signature must verify)."""
     try:
-        m = mf.load(ctx.manifest_path)
+        m = ctx.read_manifest(required=True)  # a bare repository's: the branch's
+        missing = mf.missing_models(m)
+        if missing is not None:  # an empty file, or no `models:`: nothing a hook should pass
+            raise ManifestError(mf.MANIFEST_FILE, missing)
     except ManifestError as e:
         return CheckReport(ok=False, base=base, problems=[Problem(message=e.problem, line=e.line)])
     problems: list[Problem] = []

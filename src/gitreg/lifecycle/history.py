@@ -57,8 +57,8 @@ def _parse_manifest(raw: bytes | None) -> mf.ManifestModel | None:
     if raw is None:
         return None
     try:
-        return mf.loads(raw.decode()).model
-    except (ManifestError, UnicodeDecodeError):
+        return mf.loads_bytes(raw).model
+    except ManifestError:
         return None
 
 

@@ -166,8 +166,8 @@ def _revert_text(ctx: Context, base: str, commit: CommitRecord) -> bytes | None:
     if merged is None:
         return None
     try:
-        mf.loads(merged.decode())
-    except (GitregError, UnicodeDecodeError):
+        mf.loads_bytes(merged)
+    except GitregError:
         return None
     return merged
 

@@ -205,7 +205,7 @@ class Agent:
                 f"{self.config.branch} has no models.yaml", "run `gitreg init` in the registry repo"
             )
         blob = hashlib.sha1(raw, usedforsecurity=False).hexdigest()
-        manifest = mf.loads(raw.decode(errors="replace"))
+        manifest = mf.loads_bytes(raw)  # the loader `gitreg check` uses: strict UTF-8, limits first
         self._policy = manifest.model.policy
         if blob != self.state.manifest_blob:
             # A version rejected (or fallen back from) is tried again only when its model's
@@ -436,8 +436,8 @@ def _check_commit(reg: Any, info: Any) -> None:
     model_path = f"models/{info.model}"
     if raw_manifest is not None:
         try:
-            entry = mf.loads(raw_manifest.decode()).model.models.get(info.model)
-        except (GitregError, UnicodeDecodeError):
+            entry = mf.loads_bytes(raw_manifest).model.models.get(info.model)
+        except GitregError:
             entry = None
         if entry is not None:
             model_path = entry.path

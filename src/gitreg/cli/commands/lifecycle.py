@@ -93,7 +93,9 @@ def history(
     json: JsonOpt = False,
 ) -> None:
     """Every stage change from `git log -- models.yaml`: when, who, from -> to, commit, PR."""
-    Output(json=json).emit(registry().history(model), views.history)
+    reg = registry()
+    reg.require_full_history("history")
+    Output(json=json).emit(reg.history(model), views.history)
 
 
 def status(

@@ -82,6 +82,7 @@ def list_(
 ) -> None:
     """List versions, newest first (reads tags, notes and models.yaml in a few git calls)."""
     reg = registry()
+    reg.require_full_history("list")
     out = Output(json=json)
     if out.json:  # the rows as JSON text, from the list cache: no model per row
         out.json_bytes(reg.versions_json(model, status, stage, limit or None))
@@ -99,6 +100,7 @@ def show(
 ) -> None:
     """Everything about one version: metadata, metrics, files, stages, validation, lineage, signer."""
     reg = registry()
+    reg.require_full_history("show")
     info = reg.get(version)
     info.signature = reg.signature(version, allowed_signers)
     Output(json=json).emit(info, views.version_detail)
