@@ -26,8 +26,9 @@ from gitreg.errors import (
     PushFailed,
     StorageError,
     VersionExists,
+    writing,
 )
-from gitreg.journal import checkpoint, restore_model_folder, stash_path, write_register_journal
+from gitreg.journal import checkpoint, keep_manifest, restore_model_folder, stash_path, write_register_journal
 from gitreg.metadata import MAX_METADATA_BYTES, FileDigest, format_tag_message, parse_metadata, summary_from
 from gitreg.versions import check_model_name, next_free, parse_version
 
@@ -207,19 +208,23 @@ def register(
 
         model_dir = ctx.root / model_path
         stash = stash_path(ctx, model)
-        manifest_before = ctx.manifest_path.read_bytes() if ctx.manifest_path.exists() else None
         moved = False
-        journal = write_register_journal(ctx, model, model_path, name, stash, model_dir.exists())
+        kept: Path | None = None
+        with writing(".git/gitreg/journal"):
+            journal = write_register_journal(ctx, model, model_path, name, stash, model_dir.exists())
         try:
             if model_dir.exists():
                 shutil.rmtree(stash, ignore_errors=True)
-                stash.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(model_dir, stash)
+                with writing(str(stash.relative_to(ctx.root))):
+                    stash.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(model_dir, stash)
                 moved = True
                 checkpoint("stashed")
-            copied = copy_bundle(bundle, files, model_dir, progress)
+            copied = copy_bundle(bundle, files, model_dir, progress, shown_as=model_path)
             if manifest.ensure_model(model, model_path):
-                manifest.save(ctx.manifest_path)
+                with writing(mf.MANIFEST_FILE):
+                    kept = keep_manifest(ctx, journal)
+                    manifest.save(ctx.manifest_path)
             checkpoint("copied")
             store = DvcStore(ctx.root)
             data_files = [f"{model_path}/{f.path}" for f in copied if f.path != METADATA_FILE]
@@ -254,7 +259,7 @@ def register(
             checkpoint("committed")
         except BaseException:
             restore_model_folder(
-                ctx, model_dir, stash if moved else None, manifest_before, [model_path, mf.MANIFEST_FILE]
+                ctx, model_dir, stash if moved else None, kept, [model_path, mf.MANIFEST_FILE]
             )
             journal.unlink(missing_ok=True)
             raise
@@ -263,13 +268,15 @@ def register(
         except BaseException:
             ctx.git.reset_last_commit(commit)
             restore_model_folder(
-                ctx, model_dir, stash if moved else None, manifest_before, [model_path, mf.MANIFEST_FILE]
+                ctx, model_dir, stash if moved else None, kept, [model_path, mf.MANIFEST_FILE]
             )
             journal.unlink(missing_ok=True)
             raise
         checkpoint("tagged")
         if moved:
             shutil.rmtree(stash, ignore_errors=True)
+        if kept is not None:
+            kept.unlink(missing_ok=True)
         journal.unlink(missing_ok=True)
         checkpoint("done")
         ctx.invalidate()

@@ -303,6 +303,17 @@ class GitRepo:
                 run_git(["checkout", "-q", "HEAD", "--", *tracked], self.root, check=False)
         run_git(["clean", "-q", "-f", "-d", "-x", "--", *existing], self.root, check=False)
 
+    def staged_paths(self, paths: Sequence[str]) -> list[str]:
+        """Paths (under ``paths``) whose index entry differs from HEAD's; reads only (``git
+        diff --cached``), so it works on a full disk."""
+        if not self.has_commits():
+            proc = run_git(["ls-files", "-z", "--", *paths], self.root, check=False)
+        else:
+            proc = run_git(
+                ["diff", "--cached", "--name-only", "-z", "HEAD", "--", *paths], self.root, check=False
+            )
+        return [p for p in proc.stdout.decode().split("\0") if p]
+
     def unstage(self, paths: Sequence[str]) -> None:
         if self.has_commits():
             run_git(["reset", "-q", "HEAD", "--", *paths], self.root, check=False)
