@@ -8,6 +8,7 @@ bytes are on the remote. A kill at any step (``journal.CRASH_POINTS``) leaves th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable
@@ -89,6 +90,7 @@ class _Claim:
             else:
                 if commit != self.commit:
                     git.move_head(commit)
+                    self._fetch_their_tags()
                     self.ctx.invalidate()
                 return name, commit, attempt
             if attempt == MAX_PUSH_RETRIES or self.branch is None:
@@ -126,11 +128,13 @@ class _Claim:
         ours = git.read_file(self.commit, mf.MANIFEST_FILE)
         base = git.read_file(f"{self.commit}~1", mf.MANIFEST_FILE) if parent else None
         theirs = git.read_file(remote_head, mf.MANIFEST_FILE)
-        if ours is not None and ours != base:
-            merged = ours if theirs is None else git.merge_texts(ours, base or b"", theirs)
-            if merged is None:
-                return None
-            files[mf.MANIFEST_FILE] = merged
+        if ours is not None and ours != base:  # this registration added its model to models.yaml
+            if theirs is None:
+                files[mf.MANIFEST_FILE] = ours
+            else:  # add it to the remote's models.yaml (a text merge would conflict on two additions)
+                manifest = mf.loads(theirs.decode(errors="replace"))
+                if manifest.ensure_model(self.model, self.model_path):
+                    files[mf.MANIFEST_FILE] = manifest.dumps().encode()
         taken = ({t.name for t in git.version_tags()} - {name}) | remote_tags
         new_name = self.name if self.named else next_free(self.ctx.clock(), taken)
         subject = f"register {self.model} {new_name}"
@@ -139,6 +143,16 @@ class _Claim:
         git.delete_tag(name)  # this registration's tag so far (no branch holds a retry's commit)
         git.create_tag(new_name, new_commit, tag_message(new_name), sign=self.sign)
         return new_name, new_commit
+
+    def _fetch_their_tags(self) -> None:
+        """The version tags the remote has and this repository lacks (the other machines'
+        registrations, now in this branch's history): fetched, as `git pull` would."""
+        git = self.ctx.git
+        theirs = git.remote_tags(self.remote) or set()
+        missing = sorted(theirs - {t.name for t in git.version_tags()})
+        for i in range(0, len(missing), 500):
+            with contextlib.suppress(GitError):  # best effort: the registration itself is published
+                git.fetch(self.remote, [f"refs/tags/{n}:refs/tags/{n}" for n in missing[i : i + 500]])
 
     def _restore(self, name: str, commit: str, tag_message: Callable[[str], str]) -> None:
         """After a failed publish: the registration's own tag on its own commit, as before."""

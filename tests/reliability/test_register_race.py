@@ -52,6 +52,8 @@ def _pointer_md5(repo: Path, rev: str) -> str:
 
 
 def test_three_clones_register_at_once_with_push(registry: Any, tmp_path: Path, bare_remote: Path) -> None:
+    from gitreg.registry import Registry
+
     machines, each = 3, 2
     first = tmp_path / "first"
     first.mkdir()
@@ -102,6 +104,44 @@ def test_three_clones_register_at_once_with_push(registry: Any, tmp_path: Path, 
             assert git(bare_remote, "rev-parse", f"{r['version']}^{{commit}}") in on_main
             assert git(clones[m], "rev-parse", f"refs/tags/{r['version']}") == origin_tags[r["version"]]
         assert git(clones[m], "status", "--porcelain") == ""
+        report = Registry(clones[m]).doctor(remote_check=True)
+        assert report.ok, report.findings
         assert git(clones[m], "rev-parse", "HEAD") == git(
             clones[m], "rev-parse", f"{rows[-1]['version']}^{{commit}}"
         )
+
+
+def test_a_new_model_registered_after_another_machine_added_one_is_rebased_and_renamed(
+    registry: Any, tmp_path: Path, bare_remote: Path, clock: Any
+) -> None:
+    from gitreg.registry import Registry
+
+    def bundle(name: str) -> Path:
+        b = tmp_path / name
+        b.mkdir()
+        (b / "policy.pt").write_bytes(name.encode())
+        meta = {"algo": "DQN", "framework": "torch", "created_at": "2025-07-06T18:51:23+00:00"}
+        (b / "metadata.json").write_text(json.dumps(meta))
+        return b
+
+    registry.register(bundle("first"), "policy", push=True)
+    one, two = tmp_path / "one", tmp_path / "two"
+    for clone in (one, two):
+        git(tmp_path, "clone", "-q", str(bare_remote), str(clone))
+    a = Registry(one, clock=clock).register(bundle("alpha"), "alpha", push=True)
+    b = Registry(two, clock=clock).register(bundle("beta"), "beta", push=True)  # same minute, stale base
+    assert b.retries == 1 and b.pushed and b.version != a.version
+    models = git(bare_remote, "show", "main:models.yaml")
+    assert "alpha:" in models and "beta:" in models  # both additions kept
+    assert git(two, "rev-parse", "HEAD") == git(bare_remote, "rev-parse", "main")
+    assert git(two, "rev-parse", f"refs/tags/{b.version}") == git(
+        bare_remote, "rev-parse", f"refs/tags/{b.version}"
+    )
+    assert git(two, "rev-parse", f"refs/tags/{a.version}") == git(
+        bare_remote, "rev-parse", f"refs/tags/{a.version}"
+    )
+    assert git(two, "status", "--porcelain") == ""
+    assert (two / "models" / "alpha" / "policy.pt.dvc").exists()  # the working tree followed
+    md5 = hashlib.md5(b"beta").hexdigest()
+    assert md5 in git(bare_remote, "show", f"{b.version}:models/beta/policy.pt.dvc")
+    assert Registry(two).doctor(remote_check=True).ok
