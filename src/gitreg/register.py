@@ -89,7 +89,15 @@ class _Claim:
                 reason = e.message
             else:
                 if commit != self.commit:
-                    git.move_head(commit)
+                    try:
+                        git.move_head(commit)
+                    except GitError as moved:  # published: only this clone lags behind
+                        raise GitError(
+                            "reset --keep",
+                            moved.stderr,
+                            f"{name} is registered and pushed; bring this clone along: git fetch "
+                            f"{self.remote} && git reset --keep {self.remote}/{self.branch}",
+                        ) from None
                     self._fetch_their_tags()
                     self.ctx.invalidate()
                 return name, commit, attempt
