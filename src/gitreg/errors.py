@@ -7,6 +7,10 @@ Only the CLI turns them into text.
 
 from __future__ import annotations
 
+import errno as _errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class GitregError(Exception):
     """Root of every error gitreg raises on purpose."""
@@ -18,6 +22,63 @@ class GitregError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+#: errno -> (what happened, how to fix it); ``{where}`` is the path(s) concerned. The CLI's last
+#: resort for a bare OSError (cli/error_table.py) words it the same way.
+OS_FIXES: dict[int, tuple[str, str]] = {
+    _errno.ENOSPC: ("no space left on device writing {where}", "free space or move the repository"),
+    _errno.EDQUOT: ("disk quota exceeded writing {where}", "free space or raise the quota"),
+    _errno.EACCES: ("permission denied: {where}", "check the owner and mode of the path (ls -ld)"),
+    _errno.EPERM: ("operation not permitted: {where}", "check the owner and mode of the path (ls -ld)"),
+    _errno.EROFS: ("read-only file system: {where}", "run it on a writable copy of the repository"),
+    _errno.ENOENT: ("no such file or directory: {where}", "check the path"),
+    _errno.ENOTDIR: ("not a directory: {where}", "check the path"),
+    _errno.EISDIR: ("is a directory: {where}", "name a file"),
+    _errno.EEXIST: ("already exists: {where}", "remove it or pick another name"),
+    _errno.ENOTEMPTY: ("directory not empty: {where}", "remove its contents or pick another folder"),
+    _errno.EMFILE: ("too many open files at {where}", "raise the limit (ulimit -n)"),
+    _errno.EIO: ("input/output error at {where}", "the disk or network file system failed: check it"),
+    _errno.ENAMETOOLONG: ("file name too long: {where}", "use a shorter path"),
+}
+
+
+def describe_os_error(errno: int | None, strerror: str | None, where: str) -> tuple[str, str]:
+    """(message, hint) for an OSError of ``errno`` at ``where``."""
+    what, fix = OS_FIXES.get(errno or -1, ("", ""))
+    if what:
+        return what.format(where=where), fix
+    return f"{strerror or 'OS error'}: {where}", "check the path, its permissions and the disk"
+
+
+class DiskError(GitregError):
+    """Writing (or moving) ``path`` failed in the file system: ``errno`` says why (ENOSPC: the
+    disk is full, EROFS, EACCES …). Raised where gitreg writes files, naming the file."""
+
+    def __init__(self, path: str, errno: int | None, strerror: str | None = None) -> None:
+        super().__init__(*describe_os_error(errno, strerror, path))
+        self.path = path
+        self.errno = errno
+        self.strerror = strerror
+
+
+class StorageFull(DiskError):
+    """The disk (or the quota) is full: ENOSPC or EDQUOT."""
+
+
+def disk_error(e: OSError, path: str) -> DiskError:
+    """``e`` as a DiskError naming ``path`` (StorageFull for a full disk or quota)."""
+    cls = StorageFull if e.errno in (_errno.ENOSPC, _errno.EDQUOT) else DiskError
+    return cls(path, e.errno, e.strerror)
+
+
+@contextmanager
+def writing(path: str) -> Iterator[None]:
+    """Turn an OSError raised in the block into a one-line :class:`DiskError` naming ``path``."""
+    try:
+        yield
+    except OSError as e:
+        raise disk_error(e, path) from None
 
 
 class InvalidVersionName(GitregError):

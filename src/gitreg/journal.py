@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from gitreg import manifest as mf
 from gitreg.context import Context, utcnow
+from gitreg.errors import writing
 from gitreg.fs import atomic_write, remove_empty_parents
 
 _T = TypeVar("_T")
@@ -77,18 +78,37 @@ def register_journals(ctx: Context) -> list[tuple[Path, dict[str, object]]]:
     return read_journals(ctx.paths.journal)
 
 
+def kept_manifest_path(journal: Path) -> Path:
+    """Where the registration ``journal`` names keeps the original models.yaml (a hard link)."""
+    return journal.with_suffix(".models.yaml")
+
+
+def keep_manifest(ctx: Context, journal: Path) -> Path | None:
+    """Keep the original models.yaml as a hard link beside the stash (no bytes are copied), so
+    that an undo renames it back instead of writing it again: undoing needs no free space."""
+    if not ctx.manifest_path.exists():
+        return None
+    kept = kept_manifest_path(journal)
+    kept.unlink(missing_ok=True)
+    os.link(ctx.manifest_path, kept)
+    return kept
+
+
 def restore_model_folder(
-    ctx: Context, model_dir: Path, stash: Path | None, manifest_before: bytes | None, paths: list[str]
+    ctx: Context, model_dir: Path, stash: Path | None, manifest_kept: Path | None, paths: list[str]
 ) -> None:
-    """Put the working tree back as it was before a failed registration."""
-    ctx.git.unstage(paths)
+    """Put the working tree back as it was before a failed registration, by removing and renaming
+    only (it needs no free space: the disk may be what failed): the model folder's stash and the
+    kept models.yaml are renamed back; the index is reset only when something was staged."""
+    if ctx.git.staged_paths(paths):
+        ctx.git.unstage(paths)
     if model_dir.exists():
         shutil.rmtree(model_dir)
     if stash is not None and stash.exists():
         model_dir.parent.mkdir(parents=True, exist_ok=True)
         os.rename(stash, model_dir)
-    if manifest_before is not None:
-        atomic_write(ctx.manifest_path, manifest_before)
+    if manifest_kept is not None and manifest_kept.exists():
+        os.replace(manifest_kept, ctx.manifest_path)
     remove_empty_parents(model_dir.parent, ctx.root)
     ctx.invalidate()
 
@@ -107,6 +127,7 @@ def repair_register(ctx: Context, journal: Path) -> bool:
     if ctx.git.tag(version) is not None:
         # The registration completed its tag: finish it.
         shutil.rmtree(stash, ignore_errors=True)
+        kept_manifest_path(journal).unlink(missing_ok=True)
         journal.unlink(missing_ok=True)
         return True
     head = ctx.git.rev_parse("HEAD")
@@ -128,7 +149,10 @@ def repair_register(ctx: Context, journal: Path) -> bool:
         ctx.git.restore([model_path])  # the model folder did not exist before
         if model_dir.exists():
             shutil.rmtree(model_dir)
-    if manifest_head is not None:
+    kept = kept_manifest_path(journal)
+    if kept.exists():  # the original models.yaml, kept as a hard link: renamed back, not rewritten
+        os.replace(kept, ctx.manifest_path)
+    elif manifest_head is not None:
         atomic_write(ctx.manifest_path, manifest_head)
     remove_empty_parents(model_dir.parent, ctx.root)
     journal.unlink(missing_ok=True)
@@ -166,7 +190,8 @@ def _write_manifest_journal(ctx: Context, branch: str, old: bytes, new: bytes, w
 
 def sync_manifest(ctx: Context, text: bytes) -> None:
     """Bring the working tree's models.yaml (atomically) and the index to ``text``."""
-    atomic_write(ctx.manifest_path, text)
+    with writing(mf.MANIFEST_FILE):
+        atomic_write(ctx.manifest_path, text)
     ctx.git.stage([mf.MANIFEST_FILE])
 
 

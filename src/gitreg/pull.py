@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from gitreg import catalog
 from gitreg import manifest as mf
 from gitreg.context import Context
-from gitreg.errors import GitregError, OutputExists, StorageError
+from gitreg.errors import GitregError, OutputExists, StorageError, disk_error, writing
 from gitreg.metadata import FileDigest
 
 
@@ -95,7 +95,8 @@ def pull(
             rec = expected.get(rel)
             if rec is not None and hashlib.md5(data, usedforsecurity=False).hexdigest() != rec.md5:
                 raise StorageError(f"{rel}: differs from the tag's record", "the commit was altered")
-            target.write_bytes(data)
+            with writing(str(dest / rel)):
+                target.write_bytes(data)
         DvcStore(ctx.root).fetch_verified(
             info.commit,
             [(f"{model_path}/{rel}", ptr, tmp / rel) for rel, ptr in pointers],
@@ -115,11 +116,13 @@ def pull(
             f"{version} is archived and `gitreg cleanup` may have removed its bytes: {e.problem}",
             "pull a version that is not archived (gitreg list), or register the bundle again",
         ) from None
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         for folder in created:  # nothing left behind: not even the parents we made
             with contextlib.suppress(OSError):
                 folder.rmdir()
+        if isinstance(e, OSError):  # a full disk, a read-only folder …: one line naming the file
+            raise disk_error(e, str(e.filename or dest)) from None
         raise
     files = [FileDigest(path=r, md5=p.md5, size=p.size or 0) for r, p in pointers]
     files += [f for f in info.files if f.path in {r for r, _ in plain}]

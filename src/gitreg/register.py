@@ -8,6 +8,7 @@ bytes are on the remote. A kill at any step (``journal.CRASH_POINTS``) leaves th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable
@@ -26,8 +27,9 @@ from gitreg.errors import (
     PushFailed,
     StorageError,
     VersionExists,
+    writing,
 )
-from gitreg.journal import checkpoint, restore_model_folder, stash_path, write_register_journal
+from gitreg.journal import checkpoint, keep_manifest, restore_model_folder, stash_path, write_register_journal
 from gitreg.metadata import MAX_METADATA_BYTES, FileDigest, format_tag_message, parse_metadata, summary_from
 from gitreg.versions import check_model_name, next_free, parse_version
 
@@ -40,6 +42,133 @@ class RegisterResult(BaseModel):
     uploaded: int
     pushed: bool
     remote: str | None = None
+    retries: int = 0  # pushes refused because another machine claimed the name or moved the branch
+
+
+#: How many times `register --push` re-bases and re-names after another machine got there first.
+MAX_PUSH_RETRIES = 5
+
+
+class _Claim:
+    """Publishing a registration: the branch and the tag go to the remote in one atomic push;
+    when it is refused because another machine pushed first, the register commit is re-made on
+    top of the remote branch (it only replaces its own model's folder, so that never conflicts),
+    re-named to the next name free on the remote, re-tagged and pushed again."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        remote: str,
+        model: str,
+        model_path: str,
+        name: str,
+        commit: str,
+        message: str | None,
+        sign: bool,
+        named: bool,
+    ) -> None:
+        self.ctx, self.remote, self.model, self.model_path = ctx, remote, model, model_path
+        self.name, self.commit, self.message, self.sign, self.named = name, commit, message, sign, named
+        self.branch = ctx.git.current_branch()
+
+    def refspecs(self, name: str, commit: str) -> list[str]:
+        refs = [f"refs/tags/{name}"]
+        if self.branch:
+            refs.insert(0, f"{commit}:refs/heads/{self.branch}")
+        return refs
+
+    def publish(self, tag_message: Callable[[str], str]) -> tuple[str, str, int]:
+        """(final name, final commit, retries) once the remote holds both; PushFailed otherwise,
+        with the local repository as the registration left it."""
+        git = self.ctx.git
+        name, commit = self.name, self.commit
+        for attempt in range(MAX_PUSH_RETRIES + 1):
+            try:
+                git.push(self.remote, self.refspecs(name, commit), atomic=True)
+            except GitError as e:
+                reason = e.message
+            else:
+                if commit != self.commit:
+                    try:
+                        git.move_head(commit)
+                    except GitError as moved:  # published: only this clone lags behind
+                        raise GitError(
+                            "reset --keep",
+                            moved.stderr,
+                            f"{name} is registered and pushed; bring this clone along: git fetch "
+                            f"{self.remote} && git reset --keep {self.remote}/{self.branch}",
+                        ) from None
+                    self._fetch_their_tags()
+                    self.ctx.invalidate()
+                return name, commit, attempt
+            if attempt == MAX_PUSH_RETRIES or self.branch is None:
+                break
+            rebased = self._rebase(tag_message, name, commit)
+            if rebased is None:
+                break
+            name, commit = rebased
+        self._restore(name, commit, tag_message)
+        raise PushFailed(
+            self.model, self.name, self.remote, self.refspecs(self.name, "HEAD"), reason
+        ) from None
+
+    def _rebase(self, tag_message: Callable[[str], str], name: str, commit: str) -> tuple[str, str] | None:
+        """Fetch the remote branch, re-make the register commit on top of it under the next name
+        free here and there, and move the local tag; None when the refusal was not a race (the
+        remote could not be read, or has neither moved nor taken the name)."""
+        git = self.ctx.git
+        assert self.branch is not None
+        tracking = f"refs/remotes/{self.remote}/{self.branch}"
+        try:
+            git.fetch(self.remote, [f"+refs/heads/{self.branch}:{tracking}"])
+        except GitError:
+            return None
+        remote_head = git.rev_parse(tracking)
+        remote_tags = git.remote_tags(self.remote)
+        if remote_head is None or remote_tags is None:
+            return None
+        parent = git.rev_parse(f"{commit}~1")
+        if remote_head == parent and name not in remote_tags:
+            return None  # neither raced: a hook or a permission refused it
+        if self.named and self.name in remote_tags:
+            raise VersionExists(self.name)
+        files: dict[str, bytes] = {}
+        ours = git.read_file(self.commit, mf.MANIFEST_FILE)
+        base = git.read_file(f"{self.commit}~1", mf.MANIFEST_FILE) if parent else None
+        theirs = git.read_file(remote_head, mf.MANIFEST_FILE)
+        if ours is not None and ours != base:  # this registration added its model to models.yaml
+            if theirs is None:
+                files[mf.MANIFEST_FILE] = ours
+            else:  # add it to the remote's models.yaml (a text merge would conflict on two additions)
+                manifest = mf.loads(theirs.decode(errors="replace"))
+                if manifest.ensure_model(self.model, self.model_path):
+                    files[mf.MANIFEST_FILE] = manifest.dumps().encode()
+        taken = ({t.name for t in git.version_tags()} - {name}) | remote_tags
+        new_name = self.name if self.named else next_free(self.ctx.clock(), taken)
+        subject = f"register {self.model} {new_name}"
+        msg = f"{subject}\n\n{self.message.strip()}\n" if self.message else f"{subject}\n"
+        new_commit = git.replant(remote_head, self.commit, self.model_path, files, msg)
+        git.delete_tag(name)  # this registration's tag so far (no branch holds a retry's commit)
+        git.create_tag(new_name, new_commit, tag_message(new_name), sign=self.sign)
+        return new_name, new_commit
+
+    def _fetch_their_tags(self) -> None:
+        """The version tags the remote has and this repository lacks (the other machines'
+        registrations, now in this branch's history): fetched, as `git pull` would."""
+        git = self.ctx.git
+        theirs = git.remote_tags(self.remote) or set()
+        missing = sorted(theirs - {t.name for t in git.version_tags()})
+        for i in range(0, len(missing), 500):
+            with contextlib.suppress(GitError):  # best effort: the registration itself is published
+                git.fetch(self.remote, [f"refs/tags/{n}:refs/tags/{n}" for n in missing[i : i + 500]])
+
+    def _restore(self, name: str, commit: str, tag_message: Callable[[str], str]) -> None:
+        """After a failed publish: the registration's own tag on its own commit, as before."""
+        if name == self.name and commit == self.commit:
+            return
+        git = self.ctx.git
+        git.delete_tag(name)
+        git.create_tag(self.name, self.commit, tag_message(self.name), sign=self.sign)
 
 
 def register(
@@ -101,19 +230,23 @@ def register(
 
         model_dir = ctx.root / model_path
         stash = stash_path(ctx, model)
-        manifest_before = ctx.manifest_path.read_bytes() if ctx.manifest_path.exists() else None
         moved = False
-        journal = write_register_journal(ctx, model, model_path, name, stash, model_dir.exists())
+        kept: Path | None = None
+        with writing(".git/gitreg/journal"):
+            journal = write_register_journal(ctx, model, model_path, name, stash, model_dir.exists())
         try:
             if model_dir.exists():
                 shutil.rmtree(stash, ignore_errors=True)
-                stash.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(model_dir, stash)
+                with writing(str(stash.relative_to(ctx.root))):
+                    stash.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(model_dir, stash)
                 moved = True
                 checkpoint("stashed")
-            copied = copy_bundle(bundle, files, model_dir, progress)
+            copied = copy_bundle(bundle, files, model_dir, progress, shown_as=model_path)
             if manifest.ensure_model(model, model_path):
-                manifest.save(ctx.manifest_path)
+                with writing(mf.MANIFEST_FILE):
+                    kept = keep_manifest(ctx, journal)
+                    manifest.save(ctx.manifest_path)
             checkpoint("copied")
             store = DvcStore(ctx.root)
             data_files = [f"{model_path}/{f.path}" for f in copied if f.path != METADATA_FILE]
@@ -148,7 +281,7 @@ def register(
             checkpoint("committed")
         except BaseException:
             restore_model_folder(
-                ctx, model_dir, stash if moved else None, manifest_before, [model_path, mf.MANIFEST_FILE]
+                ctx, model_dir, stash if moved else None, kept, [model_path, mf.MANIFEST_FILE]
             )
             journal.unlink(missing_ok=True)
             raise
@@ -157,27 +290,26 @@ def register(
         except BaseException:
             ctx.git.reset_last_commit(commit)
             restore_model_folder(
-                ctx, model_dir, stash if moved else None, manifest_before, [model_path, mf.MANIFEST_FILE]
+                ctx, model_dir, stash if moved else None, kept, [model_path, mf.MANIFEST_FILE]
             )
             journal.unlink(missing_ok=True)
             raise
         checkpoint("tagged")
         if moved:
             shutil.rmtree(stash, ignore_errors=True)
+        if kept is not None:
+            kept.unlink(missing_ok=True)
         journal.unlink(missing_ok=True)
         checkpoint("done")
         ctx.invalidate()
 
     pushed = False
+    retries = 0
     if push and remote:
-        branch = ctx.git.current_branch()
-        refspecs = [f"refs/tags/{name}"]
-        if branch:
-            refspecs.insert(0, f"HEAD:refs/heads/{branch}")
-        try:
-            ctx.git.push(remote, refspecs)
-        except GitError as e:
-            raise PushFailed(model, name, remote, refspecs, e.message) from None
+        claim = _Claim(ctx, remote, model, model_path, name, commit, message, sign, version is not None)
+        name, commit, retries = claim.publish(
+            lambda v: format_tag_message(summary.model_copy(update={"version": v}), message)
+        )
         pushed = True
     return RegisterResult(
         version=name,
@@ -187,4 +319,5 @@ def register(
         uploaded=uploaded,
         pushed=pushed,
         remote=remote,
+        retries=retries,
     )

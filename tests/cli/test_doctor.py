@@ -150,3 +150,28 @@ def test_half_written_journals_are_removed(registry: Any) -> None:
     assert {f.subject for f in report.findings if f.check == "temp-file"} == {str(p) for p in leftovers}
     fixed = registry.doctor(fix=True)
     assert fixed.ok and not any(p.exists() for p in leftovers)
+
+
+def test_tag_registered_elsewhere_under_the_same_name_is_reported_with_the_repair(
+    registry: Any, make_bundle: Callable[..., Path], bare_remote: Path, tmp_path: Path, clock: Any
+) -> None:
+    from gitreg.registry import Registry
+
+    registry.register(tiny(make_bundle), "policy", push=True)
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(bare_remote), str(other))
+    theirs = registry.register(tiny(make_bundle, 1), "policy", push=True)
+    ours = Registry(other, clock=clock).register(tiny(make_bundle, 2), "policy")  # not pushed
+    assert ours.version == theirs.version  # the same name, different bytes
+    res = run_cli("-C", str(other), "doctor", "--remote-check")
+    assert res.returncode == 1
+    assert f"{ours.version} here is tag" in res.stdout and "another machine registered" in res.stdout
+    assert f"git tag -d {ours.version}" in res.stdout and "--push" in res.stdout
+    # the repair it names works: the remote's tag here, and ours registered again, pushed
+    git(other, "tag", "-d", ours.version)
+    git(other, "fetch", "-q", "origin", "tag", ours.version)
+    git(other, "fetch", "-q", "origin")
+    git(other, "reset", "-q", "--keep", "origin/main")
+    again = Registry(other, clock=clock).register(tiny(make_bundle, 2), "policy", push=True)
+    assert again.version != theirs.version
+    assert Registry(other).doctor(remote_check=True).ok

@@ -24,6 +24,16 @@ CASES = [
         "push failed: down",
     ),
     (errors.TooFewVersions(1), {"count": 1}, "at least two"),
+    (
+        errors.DiskError("models/p/x.pt", 30, "Read-only file system"),
+        {"path": "models/p/x.pt", "errno": 30, "strerror": "Read-only file system"},
+        "read-only file system: models/p/x.pt",
+    ),
+    (
+        errors.StorageFull("models/p/x.pt", 28, "No space left on device"),
+        {"path": "models/p/x.pt", "errno": 28},
+        "no space left on device writing models/p/x.pt",
+    ),
     (errors.VersionNamedTwice("v1"), {"version": "v1"}, "named twice"),
     (errors.BadArchitectureName("x"), {"spec": "x", "flag": "--allow-architecture"}, "pkg.module:ClassName"),
     (errors.UnknownStage("qa"), {"stage": "qa", "action": "promote"}, "unknown stage 'qa'"),
@@ -129,3 +139,22 @@ def test_every_error_class_of_the_core_is_tested_here() -> None:
         errors.CacheFull,
     }
     assert classes - older == {type(e) for e, _, _ in CASES}
+
+
+def test_an_oserror_written_under_writing_names_the_file_and_the_fix() -> None:
+    import errno
+
+    with pytest.raises(errors.StorageFull) as info, errors.writing("models/policy/policy.pt"):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    e = info.value
+    assert (e.path, e.errno) == ("models/policy/policy.pt", errno.ENOSPC)
+    assert (
+        str(e)
+        == "no space left on device writing models/policy/policy.pt (free space or move the repository)"
+    )
+    with pytest.raises(errors.DiskError) as other, errors.writing("out/x"):
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+    assert (
+        not isinstance(other.value, errors.StorageFull)
+        and other.value.message == "Operation not supported: out/x"
+    )

@@ -15,14 +15,13 @@ With ``--traceback`` (or GITREG_DEBUG=1) the traceback is printed first.
 
 from __future__ import annotations
 
-import errno
 import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 from gitreg.cli.output import error_line
-from gitreg.errors import GitregError
+from gitreg.errors import GitregError, describe_os_error
 
 Formatter = Callable[[Any], tuple[str, str]]
 
@@ -38,31 +37,8 @@ def _where(e: OSError) -> str:
     return " -> ".join(names)
 
 
-# errno -> (what happened, how to fix it); ``{where}`` is the path(s) the OSError names.
-_OS_FIXES: dict[int, tuple[str, str]] = {
-    errno.ENOSPC: ("no space left on device writing {where}", "free space or move the repository"),
-    errno.EDQUOT: ("disk quota exceeded writing {where}", "free space or raise the quota"),
-    errno.EACCES: ("permission denied: {where}", "check the owner and mode of the path (ls -ld)"),
-    errno.EPERM: ("operation not permitted: {where}", "check the owner and mode of the path (ls -ld)"),
-    errno.EROFS: ("read-only file system: {where}", "run it on a writable copy of the repository"),
-    errno.ENOENT: ("no such file or directory: {where}", "check the path"),
-    errno.ENOTDIR: ("not a directory: {where}", "check the path"),
-    errno.EISDIR: ("is a directory: {where}", "name a file"),
-    errno.EEXIST: ("already exists: {where}", "remove it or pick another name"),
-    errno.ENOTEMPTY: ("directory not empty: {where}", "remove its contents or pick another folder"),
-    errno.EMFILE: ("too many open files at {where}", "raise the limit (ulimit -n)"),
-    errno.EIO: ("input/output error at {where}", "the disk or network file system failed: check it"),
-    errno.ENAMETOOLONG: ("file name too long: {where}", "use a shorter path"),
-}
-
-
 def _os_error(e: OSError) -> tuple[str, str]:
-    where = _where(e) or "(no path given)"
-    what, fix = _OS_FIXES.get(e.errno or -1, ("", ""))
-    if what:
-        return what.format(where=where), fix
-    reason = e.strerror or type(e).__name__
-    return f"{reason}: {where}", "check the path, its permissions and the disk"
+    return describe_os_error(e.errno, e.strerror, _where(e) or "(no path given)")
 
 
 def _memory(e: MemoryError) -> tuple[str, str]:

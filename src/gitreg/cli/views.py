@@ -125,7 +125,13 @@ def register_result(out: Output, r: RegisterResult) -> None:
     out.line(r.version)
     out.note(
         f"registered {r.model} {r.version}: {len(r.files)} files, {size(total)}, "
-        f"commit {r.commit[:10]}" + (f", pushed to {r.remote}" if r.pushed else "")
+        f"commit {r.commit[:10]}"
+        + (f", pushed to {r.remote}" if r.pushed else "")
+        + (
+            f" (another machine pushed first: re-based and named {r.version} after {r.retries} retries)"
+            if r.retries
+            else ""
+        )
     )
 
 

@@ -26,7 +26,9 @@ state, or one of the states below, which ``run`` detects and ``fix`` repairs:
   itself is always replaced atomically.
 * tags that do not parse, commits without the bundle pointers their tag records, bytes missing
   from the DVC remote (``remote_check``), an invalid models.yaml, unreadable notes: reported.
-* version tags not on the Git remote: reported; pushed with ``fix`` and ``push``.
+* version tags not on the Git remote: reported; pushed with ``fix`` and ``push``. A version tag
+  whose name the remote holds for another tag object (registered elsewhere first): reported
+  with the repair.
 """
 
 from __future__ import annotations

@@ -124,13 +124,16 @@ def check_notes(ctx: Context) -> list[Finding]:
 
 
 def check_remote_tags(ctx: Context) -> list[Finding]:
+    """Version tags not on the Git remote (fixable: push them), and version tags whose name
+    the remote holds for another tag object: two machines registered under one name, and this
+    one's never reached the remote (one ``git ls-remote``)."""
     remote = ctx.git.remote_name()
     if remote is None:
         return []
-    local = sorted(t.name for t in ctx.git.version_tags() if is_version(t.name))
+    local = sorted((t for t in ctx.git.version_tags() if is_version(t.name)), key=lambda t: t.name)
     if not local:
         return []
-    have = ctx.git.remote_tags(remote)
+    have = ctx.git.remote_tag_ids(remote)
     if have is None:
         return [
             Finding(
@@ -139,15 +142,37 @@ def check_remote_tags(ctx: Context) -> list[Finding]:
                 message=f"Git remote {remote!r} cannot be reached: unpushed tags not checked",
             )
         ]
-    return [
-        Finding(
-            check="tag-not-pushed",
-            severity="warning",
-            message=f"{name} is not on the Git remote {remote!r}",
-            subject=name,
-            fixable=True,
-            hint=f"gitreg doctor --fix --push, or git push {remote} refs/tags/{name}",
-        )
-        for name in local
-        if name not in have
-    ]
+    branch = ctx.git.current_branch() or "BRANCH"
+    out = []
+    for tag in local:
+        theirs = have.get(tag.name)
+        if theirs is None:
+            out.append(
+                Finding(
+                    check="tag-not-pushed",
+                    severity="warning",
+                    message=f"{tag.name} is not on the Git remote {remote!r}",
+                    subject=tag.name,
+                    fixable=True,
+                    hint=f"gitreg doctor --fix --push, or git push {remote} refs/tags/{tag.name}",
+                )
+            )
+        elif theirs != tag.object:
+            out.append(
+                Finding(
+                    check="tag-differs-on-remote",
+                    severity="error",
+                    message=(
+                        f"{tag.name} here is tag {tag.object[:12]}, but the Git remote {remote!r} has "
+                        f"{tag.name} as {theirs[:12]}: another machine registered that name first"
+                    ),
+                    subject=tag.name,
+                    hint=(
+                        f"take the remote's and register yours again under a new name: git tag -d "
+                        f"{tag.name} && git fetch {remote} tag {tag.name} && git reset --keep "
+                        f"{remote}/{branch} (drops your unpushed commits), then "
+                        f"gitreg register BUNDLE_DIR --model MODEL --push"
+                    ),
+                )
+            )
+    return out

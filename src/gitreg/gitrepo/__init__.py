@@ -308,6 +308,17 @@ class GitRepo:
                 run_git(["checkout", "-q", "HEAD", "--", *tracked], self.root, check=False)
         run_git(["clean", "-q", "-f", "-d", "-x", "--", *existing], self.root, check=False)
 
+    def staged_paths(self, paths: Sequence[str]) -> list[str]:
+        """Paths (under ``paths``) whose index entry differs from HEAD's; reads only (``git
+        diff --cached``), so it works on a full disk."""
+        if not self.has_commits():
+            proc = run_git(["ls-files", "-z", "--", *paths], self.root, check=False)
+        else:
+            proc = run_git(
+                ["diff", "--cached", "--name-only", "-z", "HEAD", "--", *paths], self.root, check=False
+            )
+        return [p for p in proc.stdout.decode().split("\0") if p]
+
     def unstage(self, paths: Sequence[str]) -> None:
         if self.has_commits():
             run_git(["reset", "-q", "HEAD", "--", *paths], self.root, check=False)
@@ -453,12 +464,58 @@ class GitRepo:
         """The URL as configured (before insteadOf rewrites): what tells GitHub from GitLab."""
         return self.config_get(f"remote.{name}.url")
 
-    def push(self, remote: str, refspecs: Sequence[str], *, progress: ProgressCallback | None = None) -> None:
+    def push(
+        self,
+        remote: str,
+        refspecs: Sequence[str],
+        *,
+        progress: ProgressCallback | None = None,
+        atomic: bool = False,
+    ) -> None:
         """``git push`` (through GitPython): a refused ref or an unreachable remote raises
-        GitError with git's words; ``progress`` gets git's progress reports."""
+        GitError with git's words; ``progress`` gets git's progress reports; ``atomic``: all
+        refspecs land or none does."""
         from gitreg.gitrepo import transport
 
-        transport.push(self.root, remote, refspecs, _env(), progress)
+        transport.push(self.root, remote, refspecs, _env(), progress, atomic=atomic)
+
+    def remote_tag_ids(self, remote: str) -> dict[str, str] | None:
+        """Tag name -> the object its ref names on ``remote`` (one ``git ls-remote``), or None
+        when it cannot be reached."""
+        proc = run_git(["ls-remote", "--tags", "--refs", remote], self.root, check=False)
+        if proc.returncode != 0:
+            return None
+        out = {}
+        for line in proc.stdout.decode().splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref.startswith("refs/tags/"):
+                out[ref.removeprefix("refs/tags/")] = sha
+        return out
+
+    def replant(self, base: str, source: str, folder: str, files: dict[str, bytes], message: str) -> str:
+        """A commit on top of ``base`` whose tree is ``base``'s with ``folder`` replaced by
+        ``source``'s and ``files`` written, built with a private index (working tree, real
+        index and refs untouched); its sha."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="gitreg-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            run_git(["read-tree", base], self.root, env=env)
+            run_git(
+                ["rm", "-r", "-q", "-f", "--cached", "--ignore-unmatch", "--", folder], self.root, env=env
+            )
+            if self.list_tree(source, folder):
+                run_git(["read-tree", f"--prefix={folder}/", f"{source}:{folder}"], self.root, env=env)
+            for path, content in files.items():
+                blob = self._git("hash-object", "-w", "--stdin", input=content).strip()
+                run_git(["update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"], self.root, env=env)
+            tree = run_git(["write-tree"], self.root, env=env).stdout.decode().strip()
+        return self._git("commit-tree", tree, "-p", base, "-F", "-", input=message.encode()).strip()
+
+    def move_head(self, commit: str) -> None:
+        """Move the current branch (and the index and working tree, keeping local edits that
+        do not collide) to ``commit``: ``git reset --keep``."""
+        run_git(["reset", "-q", "--keep", commit], self.root)
 
     def fetch(
         self, remote: str, refspecs: Sequence[str], *, progress: ProgressCallback | None = None

@@ -115,8 +115,16 @@ def fetch(
 
 
 def push(
-    root: Path, remote: str, refspecs: Sequence[str], env: dict[str, str], progress: ProgressCallback | None
+    root: Path,
+    remote: str,
+    refspecs: Sequence[str],
+    env: dict[str, str],
+    progress: ProgressCallback | None,
+    *,
+    atomic: bool = False,
 ) -> None:
+    """``git push`` of ``refspecs``; with ``atomic`` (``--atomic``) the remote takes all of them
+    or none (a name claimed together with its branch)."""
     p = _Progress("push", progress)
     hint = f"check that {remote!r} is reachable and you may push; then re-run with --push"
     try:
@@ -125,7 +133,8 @@ def push(
         raise _error("push", p, e, hint) from None
     try:
         with repo.git.custom_environment(**env):
-            infos = Remote(repo, remote).push(list(refspecs), progress=p)
+            kwargs = {"atomic": True} if atomic else {}
+            infos = Remote(repo, remote).push(list(refspecs), progress=p, **kwargs)
     except GitPythonError as e:
         raise _error("push", p, e, hint) from None
     finally:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from gitreg.errors import BundleError, DigestMismatch, StorageError
+from gitreg.errors import BundleError, DigestMismatch, StorageError, writing
 
 METADATA_FILE = "metadata.json"
 POLICY_FILE = "policy.pt"  # TorchScript, or a state dict read with torch.load(weights_only=True)
@@ -204,17 +204,24 @@ def copy_verified(
 
 
 def copy_bundle(
-    src_dir: Path, files: list[str], dest_dir: Path, progress: Progress | None = None
+    src_dir: Path,
+    files: list[str],
+    dest_dir: Path,
+    progress: Progress | None = None,
+    *,
+    shown_as: str | None = None,
 ) -> list[BundleFile]:
-    """Copy bundle files into the working tree, hashing them on the way."""
+    """Copy bundle files into the working tree, hashing them on the way. A write that fails
+    (a full disk …) raises DiskError naming the file as ``shown_as/REL`` (default: its path)."""
     result = []
     for rel in files:
         src = src_dir / rel
         dst = dest_dir / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        with open(src, "rb") as fi, open(dst, "wb") as fo:
-            md5, done = copy_hashing(fi.read, fo, rel, src.stat().st_size, progress)
-            fo.flush()
+        with writing(f"{shown_as}/{rel}" if shown_as else str(dst)):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            with open(src, "rb") as fi, open(dst, "wb") as fo:
+                md5, done = copy_hashing(fi.read, fo, rel, src.stat().st_size, progress)
+                fo.flush()
         shutil.copymode(src, dst)
         st = os.stat(dst)  # after the last write: its mtime is that of the hashed bytes
         result.append(BundleFile(rel, done, md5, stat=(st.st_ino, st.st_mtime_ns)))

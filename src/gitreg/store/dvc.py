@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from gitreg.errors import DigestMismatch, StorageError
+from gitreg.errors import DigestMismatch, StorageError, disk_error
 from gitreg.store.bundle import (
     POINTER_SUFFIX,
     BundleFile,
@@ -42,12 +42,15 @@ def _quiet_dvc() -> None:
 
 
 def _quiet_dvc_logs() -> None:
-    log = logging.getLogger("dvc")
-    for h in list(log.handlers):
-        log.removeHandler(h)
-    log.addHandler(logging.NullHandler())
-    log.setLevel(logging.WARNING)
-    log.propagate = False
+    # dvc_data and dvc_objects log a failed transfer ("ERROR: failed to transfer …") before
+    # raising it: gitreg reports the error once, as one line.
+    for name in ("dvc", "dvc_data", "dvc_objects"):
+        log = logging.getLogger(name)
+        for h in list(log.handlers):
+            log.removeHandler(h)
+        log.addHandler(logging.NullHandler())
+        log.setLevel(logging.WARNING)
+        log.propagate = False
 
 
 def _dvc_env() -> None:
@@ -142,6 +145,10 @@ class DvcStore:
                 relink = bool(types) and types[0] == "hardlink"
                 repo.add([str(self.root / p) for p in paths], relink=relink)
             except Exception as e:
+                _drop_partial_objects(repo, [f.md5 for f in (hashed or {}).values()])
+                os_error = _os_error_in(e)
+                if os_error is not None:  # a full disk, a read-only cache …: one line naming the file
+                    raise disk_error(os_error, _shown(self.root, os_error.filename, ".dvc/cache")) from None
                 raise StorageError(f"dvc add failed: {e}", "check free disk space in the DVC cache") from None
 
     def _save_hashes(self, repo: Any, paths: list[str], hashed: Mapping[str, BundleFile]) -> None:
@@ -480,3 +487,34 @@ class RemovedObjects:
 
     remote: list[str] = field(default_factory=list)
     cache: list[str] = field(default_factory=list)
+
+
+def _os_error_in(e: BaseException) -> OSError | None:
+    """The OSError ``e`` is or was raised from (DVC wraps them), if any."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, OSError) and cur.errno is not None:
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def _shown(root: Path, filename: object, default: str) -> str:
+    """``filename`` relative to ``root`` when it is inside it, else as is; ``default`` if none."""
+    if filename is None:
+        return default
+    path = Path(str(filename))
+    return str(path.relative_to(root)) if path.is_absolute() and path.is_relative_to(root) else str(path)
+
+
+def _drop_partial_objects(repo: Any, md5s: list[str]) -> None:
+    """Remove the half-copied objects (``.dvc/cache/files/md5/XX/.NAME.tmp``) a failed `dvc add` left in the
+    cache folders of ``md5s``: a full disk stays full otherwise."""
+    root = getattr(repo.cache.local, "path", None)
+    if not root:
+        return
+    for prefix in {m[:2] for m in md5s}:
+        for tmp in (Path(root) / prefix).glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
