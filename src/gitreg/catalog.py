@@ -123,7 +123,7 @@ def whole_problems(ctx: Context, reader: ObjectReader, candidates: list[Candidat
             where = spec.split(":", 1)[1]
             is_folder = spec == specs[0][0]
             if found is None or (is_folder and found[0] != "tree"):
-                out[key] = f"its commit has no {where}" if is_folder else f"its commit lacks {where}"
+                out[key] = f"its commit has no {where}/" if is_folder else f"its commit lacks {where}"
                 break
             if not md5:
                 continue

@@ -247,7 +247,8 @@ def summary_problem(summary: TagSummary) -> str | None:
         return "its input_shape has more than 8 dimensions"
     for f in summary.files:
         parts = f.path.split("/")
-        if not f.path or len(f.path) > MAX_TAG_TEXT or f.path.startswith("/") or ".." in parts or "" in parts:
+        bad = not f.path or len(f.path) > MAX_TAG_TEXT or f.path.startswith("/") or ".." in parts
+        if bad or "" in parts or any(ord(c) < 32 for c in f.path):
             return f"its file path {f.path[:80]!r} is not a path inside the model folder"
         if len(f.md5) > 64 or not 0 <= f.size <= MAX_FILE_SIZE:
             return f"its file {f.path!r} has a bad digest or size"

@@ -22,7 +22,19 @@ def check_tags(ctx: Context, remote_check: bool) -> tuple[list[Finding], int]:
         manifest = ctx.manifest()
     except GitregError:
         manifest = None
-    tags = [t for t in ctx.git.version_tags() if is_version(t.name)]
+    every = ctx.git.version_tags()  # the names that start like a version
+    tags = [t for t in every if is_version(t.name)]
+    out += [
+        Finding(
+            check="tag",
+            severity="warning",
+            message=f"{t.name[:80]} looks like a version but is no version name: gitreg ignores it",
+            subject=t.name,
+            hint="versions look like v2025-07-06--18h51, optionally with -2 … -999999",
+        )
+        for t in every
+        if not is_version(t.name)
+    ]
     candidates: list[Candidate] = []
     summaries: dict[str, TagSummary] = {}
     for tag in tags:
@@ -110,11 +122,13 @@ def check_notes(ctx: Context) -> list[Finding]:
     return out
 
 
-def check_remote_tags(ctx: Context) -> list[Finding]:
+def check_remote_tags(ctx: Context, skip: set[str | None] | None = None) -> list[Finding]:
+    """Version tags the Git remote lacks (but those in ``skip``: no versions, reported so)."""
     remote = ctx.git.remote_name()
     if remote is None:
         return []
-    local = sorted(t.name for t in ctx.git.version_tags() if is_version(t.name))
+    skip = skip or set()
+    local = sorted(t.name for t in ctx.git.version_tags() if is_version(t.name) and t.name not in skip)
     if not local:
         return []
     have = ctx.git.remote_tags(remote)
