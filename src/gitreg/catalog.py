@@ -14,12 +14,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from gitreg.context import Context
-from gitreg.errors import ModelNotFound, UnknownStatus, VersionNotFound
-from gitreg.gitrepo import TagRecord
+from gitreg.errors import GitregError, ModelNotFound, NotAVersion, UnknownStatus, VersionNotFound
+from gitreg.gitrepo import ObjectReader, TagRecord
 from gitreg.metadata import (
     FileDigest,
     TagSummary,
     ValidationRecord,
+    parse_tag_block,
     parse_tag_message,
     parse_validation_note,
 )
@@ -66,6 +67,80 @@ class VersionInfo(BaseModel):
     architecture: str | None = None
     validation: ValidationRecord | None = None
     signature: SignatureInfo | None = None  # filled by Registry.signature (gitreg show), not listing
+
+
+#: (key, what the tag points at, that object's id, the tag's name, its parsed summary block)
+Candidate = tuple[str, str, str, str, TagSummary]
+
+
+def model_paths(ctx: Context) -> dict[str, str]:
+    """model -> its folder as models.yaml says (others are ``models/<model>``); {} when
+    models.yaml cannot be read."""
+    try:
+        return {name: entry.path for name, entry in ctx.manifest().model.models.items()}
+    except GitregError:
+        return {}
+
+
+def whole_problems(ctx: Context, reader: ObjectReader, candidates: list[Candidate]) -> dict[str, str]:
+    """key -> why a version-named annotated tag is not a whole version ("" when it is).
+
+    Whole: its summary names the tag's own version, it points at a commit, and that commit
+    holds the model's folder with every file the summary lists (a parseable ``.dvc`` pointer
+    with the summary's md5 for each bundle file). All the candidates' files are read in one
+    round through ``reader`` (one ``git cat-file --batch`` however many tags)."""
+    from gitreg.store import METADATA_FILE, POINTER_SUFFIX, parse_pointer
+
+    paths = model_paths(ctx) if candidates else {}
+    out: dict[str, str] = {}
+    wanted: dict[str, list[tuple[str, str]]] = {}  # key -> [(spec, md5 or "")]
+    for key, kind, target, name, summary in candidates:
+        if summary.version != name:
+            out[key] = f"its gitreg block names version {summary.version!r}, not {name}"
+            continue
+        if kind != "commit":
+            out[key] = f"it points at a {kind}, not a commit"
+            continue
+        folder = paths.get(summary.model, f"models/{summary.model}").rstrip("/")
+        specs = [(f"{target}:{folder}", "")]  # the folder first: "has no models/x" says most
+        specs += [
+            (
+                f"{target}:{folder}/{f.path}" + ("" if f.path == METADATA_FILE else POINTER_SUFFIX),
+                "" if f.path == METADATA_FILE else f.md5,
+            )
+            for f in summary.files
+        ]
+        if any("\n" in spec for spec, _ in specs):
+            out[key] = "a path it names holds a newline"
+            continue
+        wanted[key] = specs
+    objects = reader.read([spec for specs in wanted.values() for spec, _ in specs]) if wanted else {}
+    parsed: dict[bytes, str] = {}  # pointer bytes -> its md5, or "!" + why it does not parse
+    for key, specs in wanted.items():
+        out[key] = ""
+        for spec, md5 in specs:
+            found = objects.get(spec)
+            where = spec.split(":", 1)[1]
+            is_folder = spec == specs[0][0]
+            if found is None or (is_folder and found[0] != "tree"):
+                out[key] = f"its commit has no {where}/" if is_folder else f"its commit lacks {where}"
+                break
+            if not md5:
+                continue
+            data = found[1]
+            said = parsed.get(data)
+            if said is None:
+                try:
+                    said = parsed[data] = parse_pointer(data, where).md5
+                except GitregError as e:
+                    said = parsed[data] = "!" + e.message
+            if said.startswith("!"):
+                out[key] = said[1:]
+                break
+            if said != md5:
+                out[key] = f"{where} records md5 {said}, its gitreg block {md5}"
+                break
+    return out
 
 
 def check_status(status: str | None) -> None:
@@ -125,10 +200,18 @@ def versions(
     tags = [t for t in ctx.git.version_tags() if t.annotated and is_version(t.name)]
     tags.sort(key=lambda t: parse_version(t.name), reverse=True)
     notes = ctx.git.notes() if tags else {}
+    parsed = {t.name: parse_tag_message(t.message) for t in tags}
+    candidates = [
+        (t.name, t.target_type, t.commit, t.name, summary)
+        for t in tags
+        if (summary := parsed[t.name][0]) is not None
+    ]
+    with ctx.git.object_reader() as reader:
+        problems = whole_problems(ctx, reader, candidates)
     result: list[VersionInfo] = []
     for tag in tags:
-        summary, human = parse_tag_message(tag.message)
-        if summary is None or summary.version != tag.name:
+        summary, human = parsed[tag.name]
+        if summary is None or problems.get(tag.name) != "":
             continue  # a tag that only looks like a version: ignored, never an error
         if model is not None and summary.model != model:
             continue
@@ -143,14 +226,27 @@ def versions(
     return result
 
 
+def tag_problem(ctx: Context, tag: TagRecord) -> tuple[TagSummary | None, str, str]:
+    """(its summary, its user message, why the version-named tag is not a whole version: ""
+    when it is one)."""
+    if not tag.annotated:
+        return None, "", "it is a lightweight tag (gitreg makes annotated tags)"
+    summary, human, problem = parse_tag_block(tag.message)
+    if summary is None:
+        return None, human, problem
+    with ctx.git.object_reader() as reader:
+        problem = whole_problems(ctx, reader, [(tag.object, tag.target_type, tag.commit, tag.name, summary)])
+    return summary, human, problem[tag.object]
+
+
 def get(ctx: Context, version: str) -> VersionInfo:
     parse_version(version)
     tag = ctx.git.tag(version)
-    if tag is None or not tag.annotated:
+    if tag is None:
         raise VersionNotFound(version)
-    summary, human = parse_tag_message(tag.message)
-    if summary is None or summary.version != version:
-        raise VersionNotFound(version)
+    summary, human, problem = tag_problem(ctx, tag)
+    if summary is None or problem:
+        raise NotAVersion(version, problem)
     return version_info(ctx, tag, summary, human, ctx.git.note_for(tag.object))
 
 

@@ -107,6 +107,20 @@ class VersionNotFound(GitregError):
         self.model = model
 
 
+class NotAVersion(VersionNotFound):
+    """A tag with a version's name that is not a whole gitreg version (foreign or broken)."""
+
+    def __init__(self, version: str, reason: str) -> None:
+        GitregError.__init__(
+            self,
+            f"tag {version} is not a gitreg version: {reason}",
+            "`gitreg doctor` lists such tags; run `gitreg list` to see the versions",
+        )
+        self.version = version
+        self.model: str | None = None
+        self.reason = reason
+
+
 class VersionExists(GitregError):
     def __init__(self, version: str) -> None:
         super().__init__(

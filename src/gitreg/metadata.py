@@ -15,13 +15,20 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gitreg.errors import GitregError, MetadataError
-from gitreg.versions import is_version
+from gitreg.versions import check_model_name, is_version
 
 MAX_METADATA_BYTES = 1 << 20  # 1 MiB: metadata is a summary, not a data set
 MAX_METADATA_DEPTH = 64  # nested objects/lists; the tag message's JSON serializer stops near 250
 TAG_BLOCK_BEGIN = "-----BEGIN GITREG-----"
 TAG_BLOCK_END = "-----END GITREG-----"
 TAG_SCHEMA = 1
+# A tag's summary block is untrusted (anyone can push a tag): bounded before and after parsing.
+MAX_TAG_BLOCK_CHARS = 4 << 20  # metadata.json's 1 MiB, twice over, plus the files
+MAX_TAG_FILES = 1_000
+MAX_TAG_ENTRIES = 1_000  # metrics, and parameters (top-level keys), each
+MAX_TAG_TEXT = 1_000  # characters of a name, a key or a short field
+MAX_TAG_DESCRIPTION = 64 << 10
+MAX_FILE_SIZE = 1 << 50  # 1 PiB
 
 
 class BundleMetadata(BaseModel):
@@ -204,22 +211,78 @@ def format_tag_message(summary: TagSummary, message: str | None = None) -> str:
     return "\n".join(parts)
 
 
-def parse_tag_message(text: str) -> tuple[TagSummary | None, str]:
-    """(the summary block or None when the tag has none / a broken one, the user's message)."""
-    # Ours is the LAST line that is exactly the BEGIN marker (the user's --message comes before
-    # the block and may mention the markers; the JSON body holds no raw newline), then the
-    # first END line after it. Indices into "\n" + text are indices into text, shifted by one.
+def summary_problem(summary: TagSummary) -> str | None:
+    """Why a summary block is out of bounds or names no model/version (None when it is fine)."""
+    if len(summary.files) > MAX_TAG_FILES:
+        return f"it lists {len(summary.files)} files; the limit is {MAX_TAG_FILES}"
+    for what, entries in (("metrics", summary.metrics), ("parameters", summary.parameters)):
+        if len(entries) > MAX_TAG_ENTRIES:
+            return f"it has {len(entries)} {what}; the limit is {MAX_TAG_ENTRIES}"
+        if any(len(k) > MAX_TAG_TEXT for k in entries):
+            return f"a key of its {what} is longer than {MAX_TAG_TEXT} characters"
+    short = {
+        "model": summary.model,
+        "version": summary.version,
+        "algorithm": summary.algorithm,
+        "framework": summary.framework,
+        "registered_by": summary.registered_by,
+        "data_version": summary.data_version,
+        "code_commit": summary.code_commit,
+        "parent": summary.parent,
+        "env_id": summary.env_id,
+        "architecture": summary.architecture,
+    }
+    for key, value in short.items():
+        if value is not None and len(value) > MAX_TAG_TEXT:
+            return f"its {key} is longer than {MAX_TAG_TEXT} characters"
+    if summary.description is not None and len(summary.description) > MAX_TAG_DESCRIPTION:
+        return f"its description is longer than {MAX_TAG_DESCRIPTION} characters"
+    try:
+        check_model_name(summary.model)
+    except GitregError:
+        return f"its model name {summary.model!r} is not a valid model name"
+    if not is_version(summary.version):
+        return f"its version {summary.version!r} is not a version name"
+    if summary.input_shape is not None and len(summary.input_shape) > 8:
+        return "its input_shape has more than 8 dimensions"
+    for f in summary.files:
+        parts = f.path.split("/")
+        bad = not f.path or len(f.path) > MAX_TAG_TEXT or f.path.startswith("/") or ".." in parts
+        if bad or "" in parts or any(ord(c) < 32 for c in f.path):
+            return f"its file path {f.path[:80]!r} is not a path inside the model folder"
+        if len(f.md5) > 64 or not 0 <= f.size <= MAX_FILE_SIZE:
+            return f"its file {f.path!r} has a bad digest or size"
+    return None
+
+
+def parse_tag_block(text: str) -> tuple[TagSummary | None, str, str]:
+    """(the summary block or None, the user's message, why there is none: "" when there is one).
+
+    The block is bounded: longer than :data:`MAX_TAG_BLOCK_CHARS` it is not parsed at all, and a
+    parsed one must pass :func:`summary_problem`."""
     padded = "\n" + text
     begin = padded.rfind(f"\n{TAG_BLOCK_BEGIN}\n")
     end = padded.find(f"\n{TAG_BLOCK_END}", begin + 1) if begin >= 0 else -1
     if begin < 0 or end < 0:
-        return None, text.strip()
-    # The first line is our generated subject ("policy v…: DQN"); the rest is the user's note.
+        return None, text.strip(), "the tag message has no gitreg block"
     human = text[:begin].strip().partition("\n")[2].strip()
+    block = text[begin + len(TAG_BLOCK_BEGIN) : end]
+    if len(block) > MAX_TAG_BLOCK_CHARS:
+        return None, human, f"its gitreg block is {len(block)} characters; the limit is {MAX_TAG_BLOCK_CHARS}"
     try:
-        return TagSummary.model_validate_json(text[begin + len(TAG_BLOCK_BEGIN) : end]), human
+        summary = TagSummary.model_validate_json(block)
     except (ValidationError, ValueError):
-        return None, human
+        return None, human, "its gitreg block does not parse"
+    problem = summary_problem(summary)
+    if problem is not None:
+        return None, human, problem
+    return summary, human, ""
+
+
+def parse_tag_message(text: str) -> tuple[TagSummary | None, str]:
+    """(the summary block or None when the tag has none / a broken one, the user's message)."""
+    summary, human, _ = parse_tag_block(text)
+    return summary, human
 
 
 class CheckResult(BaseModel):

@@ -30,7 +30,14 @@ from gitreg.errors import (
     writing,
 )
 from gitreg.journal import checkpoint, keep_manifest, restore_model_folder, stash_path, write_register_journal
-from gitreg.metadata import MAX_METADATA_BYTES, FileDigest, format_tag_message, parse_metadata, summary_from
+from gitreg.metadata import (
+    MAX_METADATA_BYTES,
+    FileDigest,
+    format_tag_message,
+    parse_metadata,
+    summary_from,
+    summary_problem,
+)
 from gitreg.versions import check_model_name, next_free, parse_version
 
 
@@ -274,6 +281,9 @@ def register(
             summary = summary_from(
                 meta, model=model, version=name, files=digests, registered_at=now, registered_by=ident
             )
+            problem = summary_problem(summary)
+            if problem is not None:  # a tag that would not list: refused before it is made
+                raise MetadataError(METADATA_FILE, problem.replace("it lists", "the bundle has", 1))
             commit_msg = (
                 f"register {model} {name}\n\n{message.strip()}\n" if message else f"register {model} {name}\n"
             )

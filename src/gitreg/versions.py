@@ -14,10 +14,13 @@ from datetime import UTC, datetime
 
 from gitreg.errors import InvalidModelName, InvalidVersionName
 
-VERSION_PATTERN = r"^v\d{4}-\d{2}-\d{2}--\d{2}h\d{2}(-\d+)?$"
-# Stricter than VERSION_PATTERN so that parse/format stay inverses: no "-0", "-1" or "-02".
+#: The largest same-minute sequence number (the suffix): a version name is short and bounded.
+MAX_SEQ = 999_999
+VERSION_PATTERN = r"^v\d{4}-\d{2}-\d{2}--\d{2}h\d{2}(-\d{1,6})?$"
+# Stricter than VERSION_PATTERN so that parse/format stay inverses: no "-0", "-1" or "-02", and
+# at most MAX_SEQ (six digits): "-99999999999999999999" is no version.
 _STRICT = re.compile(
-    r"v(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})--(?P<h>\d{2})h(?P<mi>\d{2})(?:-(?P<seq>[2-9]|[1-9]\d+))?",
+    r"v(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})--(?P<h>\d{2})h(?P<mi>\d{2})(?:-(?P<seq>[2-9]|[1-9]\d{1,5}))?",
     re.ASCII,  # \d must not match '٢' and other Unicode digits: format would not give them back
 )
 MODEL_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"

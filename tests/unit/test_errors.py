@@ -10,6 +10,11 @@ from gitreg import errors
 from gitreg.errors import GitregError
 
 CASES = [
+    (
+        errors.NotAVersion("v1", "it points at a blob, not a commit"),
+        {"version": "v1", "reason": "it points at a blob, not a commit"},
+        "tag v1 is not a gitreg version: it points at a blob",
+    ),
     (errors.NoGitRemote("--push"), {"flag": "--push"}, "no Git remote"),
     (errors.ArchitectureError("architecture 'a:B' is bad", "a:B"), {"spec": "a:B"}, "'a:B' is bad"),
     (errors.DetachedHead(), {}, "HEAD is detached"),

@@ -14,6 +14,10 @@ from hypothesis import strategies as st
 from gitreg.errors import GitregError, MetadataError
 from gitreg.metadata import (
     MAX_METADATA_BYTES,
+    MAX_TAG_BLOCK_CHARS,
+    MAX_TAG_ENTRIES,
+    MAX_TAG_FILES,
+    MAX_TAG_TEXT,
     TAG_BLOCK_BEGIN,
     TAG_BLOCK_END,
     BundleMetadata,
@@ -23,9 +27,11 @@ from gitreg.metadata import (
     ValidationRecord,
     format_tag_message,
     parse_metadata,
+    parse_tag_block,
     parse_tag_message,
     parse_validation_note,
     summary_from,
+    summary_problem,
 )
 from gitreg.versions import VersionName, format_version
 
@@ -321,6 +327,53 @@ def _summary(**kw: Any) -> TagSummary:
     return summary_from(meta, **(args | kw))
 
 
+def _files(n: int) -> list[FileDigest]:
+    return [FileDigest(path=f"f{i}.bin", md5="0" * 32, size=1) for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"files": _files(MAX_TAG_FILES + 1)}, f"the limit is {MAX_TAG_FILES}"),
+        ({"model": "../../etc"}, "not a valid model name"),
+        ({"model": "Policy"}, "not a valid model name"),
+        ({"version": "v2025-07-06--18h51-99999999999999999999"}, "not a version name"),
+        ({"registered_by": "x" * (MAX_TAG_TEXT + 1)}, "registered_by is longer"),
+        ({"files": [FileDigest(path="../x", md5="0" * 32, size=1)]}, "not a path inside"),
+        ({"files": [FileDigest(path="/etc/passwd", md5="0" * 32, size=1)]}, "not a path inside"),
+        ({"files": [FileDigest(path="a\nb", md5="0" * 32, size=1)]}, "not a path inside"),
+        ({"files": [FileDigest(path="a", md5="0" * 32, size=-1)]}, "bad digest or size"),
+    ],
+)
+def test_a_summary_out_of_bounds_is_no_summary(change: dict[str, Any], said: str) -> None:
+    s = _summary().model_copy(update=change)
+    problem = summary_problem(s)
+    assert problem is not None and said in problem, problem
+    parsed, human, why = parse_tag_block(format_tag_message(s, "note"))
+    assert parsed is None and human == "note" and why == problem
+    assert parse_tag_message(format_tag_message(s))[0] is None
+
+
+@pytest.mark.parametrize("field", ["metrics", "parameters"])
+def test_too_many_metrics_or_parameters_is_no_summary(field: str) -> None:
+    many = {f"k{i}": 1.0 for i in range(MAX_TAG_ENTRIES + 1)}
+    s = _summary().model_copy(update={field: many})
+    assert f"{MAX_TAG_ENTRIES + 1} {field}" in (summary_problem(s) or "")
+    assert summary_problem(_summary().model_copy(update={field: dict(list(many.items())[:-1])})) is None
+
+
+def test_the_largest_summary_within_bounds_parses() -> None:
+    s = _summary(files=_files(MAX_TAG_FILES))
+    assert summary_problem(s) is None
+    assert parse_tag_message(format_tag_message(s))[0] == s
+
+
+def test_an_oversized_block_is_not_parsed_at_all() -> None:
+    text = f"subject\n\n{TAG_BLOCK_BEGIN}\n" + " " * (MAX_TAG_BLOCK_CHARS + 1) + f"{{}}\n{TAG_BLOCK_END}\n"
+    parsed, _, why = parse_tag_block(text)
+    assert parsed is None and f"the limit is {MAX_TAG_BLOCK_CHARS}" in why
+
+
 def test_summary_from_copies_the_metadata() -> None:
     s = _summary()
     assert s.algorithm == "DQN"
@@ -425,9 +478,16 @@ versions = st.builds(
 hexes = st.binary(min_size=16, max_size=16).map(bytes.hex)
 # Free text, but without our own block markers (a user cannot be stopped from pasting them).
 free_text = st.text(max_size=40).filter(lambda t: "-----BEGIN GITREG" not in t and "-----END GITREG" not in t)
+# A file path inside the model folder (summary_problem refuses others): any text but a
+# control character, "/"-separated, no empty or ".." part.
+path_parts = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="/"),
+    min_size=1,
+    max_size=8,
+).filter(lambda part: part != "..")
 digests = st.builds(
     FileDigest,
-    path=st.text(min_size=1, max_size=20),
+    path=st.lists(path_parts, min_size=1, max_size=3).map("/".join),
     md5=hexes,
     size=st.integers(0, 2**40),
 )

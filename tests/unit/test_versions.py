@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from gitreg.errors import GitregError, InvalidModelName, InvalidVersionName
 from gitreg.versions import (
+    MAX_SEQ,
     MODEL_PATTERN,
     VERSION_PATTERN,
     VersionName,
@@ -30,7 +31,7 @@ minutes = st.datetimes(
     max_value=datetime(9999, 12, 31, 23, 59),
     timezones=st.just(UTC),
 ).map(lambda d: d.replace(second=0, microsecond=0))
-seqs = st.one_of(st.just(1), st.integers(min_value=1, max_value=10**9))
+seqs = st.one_of(st.just(1), st.integers(min_value=1, max_value=MAX_SEQ))
 version_names = st.builds(VersionName, minutes, seqs)
 # Strings shaped like the documented pattern (ASCII digits), valid dates or not.
 ascii_pattern = VERSION_PATTERN.replace(r"\d", "[0-9]")
@@ -123,6 +124,9 @@ NOT_VERSIONS = [
     "v2025-07-06--\uff11\uff18h51",  # full-width digits
     "v2025\u201007\u201006--18h51",  # unicode hyphen
     "refs/tags/v2025-07-06--18h51",
+    "v2025-07-06--18h51-99999999999999999999",  # a suffix is bounded (MAX_SEQ)
+    "v2025-07-06--18h51-1000000",
+    "v2025-07-06--18h51-" + "9" * 5000,
 ]
 
 
@@ -145,6 +149,20 @@ def test_decorated_versions_are_rejected(v: VersionName, junk: str, before: bool
     if junk == "0" and not before and v.seq > 1:
         return  # "…-2" + "0" is "…-20": another valid version
     assert not is_version(text)
+
+
+@FAST
+@given(minutes, st.integers(min_value=MAX_SEQ + 1, max_value=10**40))
+def test_a_suffix_past_max_seq_is_no_version(minute: datetime, seq: int) -> None:
+    text = format_version(VersionName(minute, seq))
+    assert not is_version(text)
+    assert not re.fullmatch(VERSION_PATTERN, text, flags=re.ASCII)
+    with pytest.raises(InvalidVersionName):
+        parse_version(text)
+
+
+def test_the_largest_suffix_is_a_version() -> None:
+    assert parse_version(f"v2025-07-06--18h51-{MAX_SEQ}").seq == MAX_SEQ
 
 
 # -- order ----------------------------------------------------------------------------------------

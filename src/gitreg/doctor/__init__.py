@@ -94,7 +94,8 @@ def _checks(ctx: Context, remote_check: bool, lock_held: bool = False) -> tuple[
     tag_findings, count = check_tags(ctx, remote_check)
     out += tag_findings
     out += check_notes(ctx)
-    out += check_remote_tags(ctx)
+    # A tag that is no version has its one finding above: its being unpushed is not another.
+    out += check_remote_tags(ctx, skip={f.subject for f in tag_findings if f.check in ("tag", "pointer")})
     return out, count
 
 

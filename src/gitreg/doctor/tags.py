@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
+from gitreg.catalog import Candidate, whole_problems
 from gitreg.context import Context
 from gitreg.doctor.findings import Finding
 from gitreg.errors import GitregError
-from gitreg.metadata import parse_tag_message, parse_validation_note
+from gitreg.metadata import TagSummary, parse_tag_block, parse_validation_note
+from gitreg.store import METADATA_FILE
 from gitreg.versions import is_version
 
 
 def check_tags(ctx: Context, remote_check: bool) -> tuple[list[Finding], int]:
-    from gitreg.store import METADATA_FILE, POINTER_SUFFIX, DvcStore, parse_pointer
+    """One finding per version-named tag that is not a whole version (foreign: lightweight or
+    without a gitreg block; broken: a block out of bounds, on no commit, or on a commit without
+    the model's files), then the whole versions' bytes on the DVC remote."""
+    from gitreg.store import DvcStore
 
     out: list[Finding] = []
     try:
         manifest = ctx.manifest()
     except GitregError:
         manifest = None
-    wanted: dict[str, tuple[str, str, str | None]] = {}  # object spec -> (version, file, md5)
-    summaries = []
-    for tag in ctx.git.version_tags():
-        if not is_version(tag.name):
-            continue
+    every = ctx.git.version_tags()  # the names that start like a version
+    tags = [t for t in every if is_version(t.name)]
+    out += [
+        Finding(
+            check="tag",
+            severity="warning",
+            message=f"{t.name[:80]} looks like a version but is no version name: gitreg ignores it",
+            subject=t.name,
+            hint="versions look like v2025-07-06--18h51, optionally with -2 … -999999",
+        )
+        for t in every
+        if not is_version(t.name)
+    ]
+    candidates: list[Candidate] = []
+    summaries: dict[str, TagSummary] = {}
+    for tag in tags:
         if not tag.annotated:
             out.append(
                 Finding(
@@ -33,57 +49,40 @@ def check_tags(ctx: Context, remote_check: bool) -> tuple[list[Finding], int]:
                 )
             )
             continue
-        summary, _ = parse_tag_message(tag.message)
-        if summary is None or summary.version != tag.name:
+        summary, _, problem = parse_tag_block(tag.message)
+        if summary is None:
             out.append(
                 Finding(
                     check="tag",
                     severity="warning",
-                    message=f"{tag.name}: the tag message has no valid gitreg block: gitreg ignores it",
+                    message=f"{tag.name} is a foreign or broken tag ({problem}): gitreg ignores it",
                     subject=tag.name,
+                    hint=f"delete it (git tag -d {tag.name}) if it is not yours",
                 )
             )
             continue
-        summaries.append((tag, summary))
-        entry = manifest.model.models.get(summary.model) if manifest else None
-        model_path = entry.path if entry else f"models/{summary.model}"
-        for f in summary.files:
-            suffix = "" if f.path == METADATA_FILE else POINTER_SUFFIX
-            spec = f"{tag.commit}:{model_path}/{f.path}{suffix}"
-            wanted[spec] = (tag.name, f.path, None if f.path == METADATA_FILE else f.md5)
-    raw = ctx.git.read_objects(wanted)
+        summaries[tag.name] = summary
+        candidates.append((tag.name, tag.target_type, tag.commit, tag.name, summary))
+    with ctx.git.object_reader() as reader:
+        problems = whole_problems(ctx, reader, candidates)
     md5s: dict[str, list[tuple[str, str]]] = {}
-    for spec, (version, path, md5) in wanted.items():
-        data = raw.get(spec)
-        if data is None:
+    for name, summary in summaries.items():
+        problem = problems.get(name, "")
+        if problem:
             out.append(
                 Finding(
                     check="pointer",
                     severity="error",
-                    message=f"{version}: its commit lacks {spec.split(':', 1)[1]}",
-                    subject=version,
-                    hint="the tag points at the wrong commit; do not use this version",
+                    message=f"{name} is a broken version tag ({problem}): gitreg ignores it",
+                    subject=name,
+                    hint="the tag points at the wrong commit or was forged; do not use this version",
                 )
             )
             continue
-        if md5 is None:
-            continue
-        try:
-            ptr = parse_pointer(data, spec)
-        except GitregError as e:
-            out.append(Finding(check="pointer", severity="error", message=e.message, subject=version))
-            continue
-        if ptr.md5 != md5:
-            out.append(
-                Finding(
-                    check="pointer",
-                    severity="error",
-                    message=f"{version}: {path} pointer md5 {ptr.md5} differs from the tag's {md5}",
-                    subject=version,
-                )
-            )
-            continue
-        md5s.setdefault(md5, []).append((version, path))
+        for f in summary.files:
+            if f.path != METADATA_FILE:
+                md5s.setdefault(f.md5, []).append((name, f.path))
+    whole = len(summaries) - sum(1 for name in summaries if problems.get(name, ""))
     if remote_check and md5s:
         try:
             present = DvcStore(ctx.root).remote_objects(md5s)
@@ -104,7 +103,7 @@ def check_tags(ctx: Context, remote_check: bool) -> tuple[list[Finding], int]:
                         hint=None if gone_by_cleanup else "push it from a clone that has it: dvc push",
                     )
                 )
-    return out, len(summaries)
+    return out, whole
 
 
 def check_notes(ctx: Context) -> list[Finding]:
@@ -123,14 +122,18 @@ def check_notes(ctx: Context) -> list[Finding]:
     return out
 
 
-def check_remote_tags(ctx: Context) -> list[Finding]:
+def check_remote_tags(ctx: Context, skip: set[str | None] | None = None) -> list[Finding]:
     """Version tags not on the Git remote (fixable: push them), and version tags whose name
     the remote holds for another tag object: two machines registered under one name, and this
-    one's never reached the remote (one ``git ls-remote``)."""
+    one's never reached the remote (one ``git ls-remote``). Tags in ``skip`` are no versions
+    (reported so elsewhere)."""
     remote = ctx.git.remote_name()
     if remote is None:
         return []
-    local = sorted((t for t in ctx.git.version_tags() if is_version(t.name)), key=lambda t: t.name)
+    skip = skip or set()
+    local = sorted(
+        (t for t in ctx.git.version_tags() if is_version(t.name) and t.name not in skip), key=lambda t: t.name
+    )
     if not local:
         return []
     have = ctx.git.remote_tag_ids(remote)

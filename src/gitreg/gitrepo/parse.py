@@ -19,6 +19,7 @@ TAG_FIELDS = (
     "%(taggername)",
     "%(taggeremail:trim)",
     "%(taggerdate:iso-strict)",
+    "%(*objecttype)",
     "%(contents)",
 )
 TAG_FORMAT = "%00".join(TAG_FIELDS) + "%00"
@@ -36,6 +37,7 @@ class TagRecord:
     tagger_email: str
     tagger_date: datetime | None
     message: str
+    target_type: str = "commit"  # what an annotated tag points at: commit, tree, blob or tag
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,8 @@ def parse_tag_records(out: str) -> list[TagRecord]:
                 tagger_name=chunk[4],
                 tagger_email=chunk[5],
                 tagger_date=date,
-                message=chunk[7] if typ == "tag" else "",
+                message=chunk[8] if typ == "tag" else "",
+                target_type=chunk[7] if typ == "tag" else typ,
             )
         )
     return records

@@ -26,7 +26,7 @@ import zlib
 from pathlib import Path
 
 #: Bump when the row rendering (listing/query.py) or the cached fields change.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: a tag is a version only when whole (issue 15)
 _BUSY_TIMEOUT_S = 2.0
 _BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 _CORRUPT = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) if hasattr(sqlite3, "SQLITE_NOTADB") else (11, 26)

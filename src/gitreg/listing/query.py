@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import operator
 
-from gitreg.catalog import STATUSES, VersionInfo, check_status, version_info
+from gitreg.catalog import STATUSES, Candidate, VersionInfo, check_status, version_info, whole_problems
 from gitreg.context import Context
 from gitreg.gitrepo import ObjectReader, TagRecord
 from gitreg.listing.cache import ListCache
-from gitreg.metadata import ValidationRecord, parse_tag_message, parse_validation_note
+from gitreg.metadata import TagSummary, ValidationRecord, parse_tag_block, parse_validation_note
 from gitreg.versions import is_version
 
 _SLOTS: tuple[str, ...] = tuple(
@@ -125,7 +125,7 @@ def _versions_json(
             size = max(limit - count, 2 * size) if limit else len(candidates)
             window = candidates[start : start + size]
             start += len(window)
-            _fill(ctx, cache, reader, [oid for _, oid in window], note_ids)
+            _fill(ctx, cache, reader, window, note_ids)
             for name, oid in window:
                 entry = tags.get(oid)
                 if entry is None or entry[0] != name:
@@ -159,17 +159,42 @@ def _versions_json(
 
 
 def _fill(
-    ctx: Context, cache: ListCache, reader: ObjectReader, oids: list[str], note_ids: dict[str, str]
+    ctx: Context,
+    cache: ListCache,
+    reader: ObjectReader,
+    window: list[tuple[str, str]],
+    note_ids: dict[str, str],
 ) -> None:
-    """Read and add the tags (and their notes) the cache lacks: one round trip to git."""
-    tags = [oid for oid in oids if oid not in cache.tags]
-    blobs = [b for oid in oids if (b := note_ids.get(oid)) is not None and b not in cache.notes]
+    """Read and add the tags (and their notes) the cache lacks: the tag objects and notes in
+    one round trip to git, then every new tag's files (is it a whole version?) in one more,
+    through the same ``git cat-file --batch``. A tag that is no whole version is remembered as
+    such (version ""): tag objects are immutable, so it is never checked again."""
+    tags = [(name, oid) for name, oid in window if oid not in cache.tags]
+    blobs = [b for _, oid in window if (b := note_ids.get(oid)) is not None and b not in cache.notes]
     if not tags and not blobs:
         return
-    objects = reader.read(tags + blobs)
-    for oid in tags:
-        if oid in objects:  # gone since for-each-ref (deleted meanwhile): no row, nothing cached
-            cache.add_tag(oid, *_list_row(ctx, oid, *objects[oid]))
+    objects = reader.read([oid for _, oid in tags] + blobs)
+    parsed: dict[str, tuple[TagRecord, TagSummary, str]] = {}
+    candidates: list[Candidate] = []
+    for _, oid in tags:
+        if oid not in objects:  # gone since for-each-ref (deleted meanwhile): no row, nothing cached
+            continue
+        read = _tag_object(oid, *objects[oid])
+        if read is None:
+            cache.add_tag(oid, "", "", [])
+            continue
+        tag, summary, human = read
+        parsed[oid] = (tag, summary, human)
+        # Whole or not, whatever the ref's name (one tag object may have several): a listing
+        # shows the row only under the name its summary gives (entry[0] == name).
+        candidates.append((oid, tag.target_type, tag.commit, summary.version, summary))
+    problems = whole_problems(ctx, reader, candidates)
+    for oid, (tag, summary, human) in parsed.items():
+        if problems.get(oid) != "":
+            cache.add_tag(oid, "", "", [])
+            continue
+        row = row_parts(version_info(ctx, tag, summary, human, None))
+        cache.add_tag(oid, summary.version, summary.model, row)
     for blob in blobs:
         kind, raw = objects.get(blob, ("", b""))
         if kind == "blob":
@@ -177,29 +202,32 @@ def _fill(
             cache.add_note(blob, *_note_json(record))
 
 
-def _list_row(ctx: Context, oid: str, kind: str, raw: bytes) -> tuple[str, str, list[bytes]]:
-    """(its version, its model, its row's JSON cut around the slots) for a tag object;
-    ("", "", []) for an object that is no version (a lightweight tag's commit, a foreign
-    tag, a broken summary block)."""
+def _tag_object(oid: str, kind: str, raw: bytes) -> tuple[TagRecord, TagSummary, str] | None:
+    """(the tag, its summary block, its user message) for an annotated tag object whose block
+    parses within bounds; None for anything else (a lightweight tag's commit, a foreign tag, a
+    broken or oversized summary block)."""
     head, _, body = raw.partition(b"\n\n")
-    target = head.split(b"\n", 1)[0]
-    if kind != "tag" or not target.startswith(b"object "):
-        return "", "", []
+    lines = head.split(b"\n", 2)
+    if kind != "tag" or len(lines) < 2:
+        return None
+    if not lines[0].startswith(b"object ") or not lines[1].startswith(b"type "):
+        return None
     message = body.decode(errors="replace")
-    summary, human = parse_tag_message(message)
-    if summary is None or not is_version(summary.version):
-        return "", "", []
+    summary, human, _ = parse_tag_block(message)
+    if summary is None:
+        return None
     tag = TagRecord(
         name=summary.version,
         object=oid,
-        commit=target[len(b"object ") :].decode(),
+        commit=lines[0][len(b"object ") :].decode(),
         annotated=True,
         tagger_name="",
         tagger_email="",
         tagger_date=None,
         message=message,
+        target_type=lines[1][len(b"type ") :].decode(),
     )
-    return summary.version, summary.model, row_parts(version_info(ctx, tag, summary, human, None))
+    return tag, summary, human
 
 
 def _held_stages(ctx: Context) -> dict[tuple[str, str], tuple[str, ...]]:
