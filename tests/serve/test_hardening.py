@@ -126,6 +126,54 @@ def test_wrong_width_floods_are_422_and_leave_the_new_version_serving(registry, 
     assert m["served"] == V2 and m["stats"][V2]["requests"] == 3
 
 
+def any_width_policy_bytes() -> bytes:
+    """TorchScript with no weights that takes rows of any width (no probe can learn one)."""
+    import torch
+
+    class Halves(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, :2] * 0.5
+
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(Halves()), buf)
+    return buf.getvalue()
+
+
+def rewrite_note(repo: Path, registry: Any, version: str, **changes: Any) -> None:
+    """Replace ``version``'s validation note by its record with ``changes`` (what a validator
+    with another finding would have written), in ``repo``; pushed with the notes ref."""
+    info = registry.get(version)
+    record = info.validation.model_copy(update=changes)
+    git(repo, "notes", "--ref=refs/notes/gitreg", "add", "-f", "-m", record.to_note(), info.tag_object)
+
+
+def test_the_agent_takes_the_input_shape_from_the_validation_record(
+    registry, repo_dir, remote, make_bundle, serve
+):
+    register(registry, make_bundle(1, metadata=no_shape_metadata(1), policy=any_width_policy_bytes()), V1)
+    register(registry, make_bundle(2, metadata=no_shape_metadata(2), policy=any_width_policy_bytes()), V2)
+    for v in (V1, V2):
+        assert registry.validate(v, record=True).input_shape is None  # any width: nothing learned
+    rewrite_note(repo_dir, registry, V1, input_shape=[3])  # a record says 3 wide, for V1's files
+    rewrite_note(  # V2's note says 3 too, but was written for other files: it says nothing of V2
+        repo_dir, registry, V2, input_shape=[3], files=registry.get(V1).files
+    )
+    git(repo_dir, "push", "-q", "origin", "refs/notes/gitreg:refs/notes/gitreg")
+    promote(registry, V1)
+    server = serve(remote, "--poll", "0.5")
+
+    assert server.model()["input_shapes"] == {V1: [3]}  # the probe alone would say None
+    assert server.get("/models").json()["policy"]["production"]["input_shape"] == [3]
+    r = post(server, {"inputs": [[0.2, 0.4, 0.6]]})
+    assert r.status_code == 200 and close(r.json()["outputs"], [[0.1, 0.2]]), r.text
+    r = post(server, {"inputs": [[0.2, 0.4, 0.6, 0.8]]})
+    assert r.status_code == 422 and "[3]" in r.json()["detail"], r.text
+
+    promote(registry, V2)
+    wait_until(lambda: server.model()["served"] == V2, "V2 served", 120, server)
+    assert server.model()["input_shapes"] == {V2: None, V1: [3]}
+
+
 # == (b) bounded by construction ==================================================================
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
