@@ -326,6 +326,67 @@ def test_500_idle_connections_are_capped_and_closed_while_a_client_succeeds(
             s.close()
 
 
+def test_a_body_trickled_after_its_head_is_cut_off_at_the_body_timeout_while_a_client_succeeds(
+    registry, remote, make_bundle, serve
+):
+    register(registry, make_bundle(1), V1)
+    promote(registry, V1)
+    body_timeout = 3.0
+    server = serve(remote, "--poll", "5", "--body-timeout", str(body_timeout), "--header-timeout", "30")
+    trickler = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    codes: list[int] = []
+    answer, sent = b"", 0
+    try:
+        trickler.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n"
+        )
+        t0 = time.monotonic()
+        trickler.settimeout(1.0)  # one byte a second: each wait for an answer lasts a second
+        while sent < 1000 and time.monotonic() - t0 < 60:
+            try:
+                trickler.sendall(b" ")
+                sent += 1
+                data = trickler.recv(4096)
+            except TimeoutError:
+                codes.append(server.predict().status_code)  # another client, meanwhile
+                continue
+            except OSError:  # reset by the server: closed too
+                break
+            if not data:
+                break
+            answer += data
+            while data:  # the rest of the answer, up to the close
+                try:
+                    data = trickler.recv(4096)
+                except OSError:
+                    break
+                answer += data
+            break
+        took = time.monotonic() - t0
+    finally:
+        trickler.close()
+    assert sent < 1000, "the server waited for the whole trickled body"
+    assert body_timeout * 0.9 <= took < body_timeout + 3, took
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"--body-timeout" in answer
+    assert codes and set(codes) == {200}, codes
+    # a body that arrives in pieces within the deadline is answered as usual
+    piece = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        body = json.dumps({"inputs": ROW}).encode()
+        piece.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body[:5]
+        )
+        assert server.predict().status_code == 200  # a round trip between the pieces
+        piece.sendall(body[5:])
+        assert piece.recv(4096).startswith(b"HTTP/1.1 200")
+    finally:
+        piece.close()
+    assert "Traceback" not in server.tail(200)
+
+
 # == (c) the manifest follows the branch ==========================================================
 def test_a_model_removed_from_models_yaml_is_unloaded_and_ready_is_200_again(
     registry, remote, make_bundle, serve
