@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gitreg.testing.bundles import ROW, close, expected_outputs
+from gitreg.testing.bundles import ROW, close, expected_outputs, policy_bytes
 from gitreg.testing.repos import branch_head as head_of
 from gitreg.testing.repos import git
 from gitreg.testing.repos import promote_pushed as promote
@@ -280,6 +280,44 @@ def test_a_200_mb_body_is_a_fast_413_while_another_client_keeps_answering(
     assert rss_mb(server.proc.pid) - rss_before < 100, (rss_before, rss_mb(server.proc.pid))
     r = server.predict()
     assert r.status_code == 200 and r.json()["version"] == V1
+
+
+MAX_BODY = 1 << 20  # --max-body-bytes' default
+REQUEST_RSS_BOUND_MB = 48  # the README's worst case for one request at the defaults (< 30 MiB), with room
+
+
+def test_a_request_at_the_body_limit_with_the_widest_batch_keeps_rss_growth_bounded(
+    registry, remote, make_bundle, serve
+):
+    width = 255  # 1,024 rows of 255 three-character floats: just under 1 MiB
+    metadata = {**no_shape_metadata(1), "input_shape": [width]}
+    register(registry, make_bundle(1, metadata=metadata, policy=policy_bytes(1, in_dim=width)), V1)
+    promote(registry, V1)
+    server = serve(remote, "--poll", "5")  # --max-body-bytes and --max-batch at their defaults
+    row = [round(0.1 * (i % 9 + 1), 1) for i in range(width)]
+    widest = json.dumps({"inputs": [row] * 1024}, separators=(",", ":")).encode()
+    dicts = b'{"inputs":[' + b"{}," * ((MAX_BODY - 20) // 3) + b"{}]}"  # the costliest JSON to parse
+    deep = b'{"inputs":' + b"[" * (MAX_BODY - 20) + b"]}"  # nesting that would explode a recursive parser
+    assert MAX_BODY * 0.95 < len(widest) <= MAX_BODY and len(dicts) <= MAX_BODY and len(deep) <= MAX_BODY
+    headers = {"content-type": "application/json"}
+    rss_before = rss_mb(server.proc.pid)
+    peak = rss_before
+    with httpx.Client(timeout=60) as c:
+        for _ in range(10):  # bounded: growth that accumulated per request would show
+            r = c.post(server.url + "/predict", content=widest, headers=headers)
+            assert r.status_code == 200 and len(r.json()["outputs"]) == 1024, r.text[:300]
+            r = c.post(server.url + "/predict", content=dicts, headers=headers)
+            assert r.status_code == 422 and "is dict, not a number" in r.json()["detail"], r.text[:300]
+            t0 = time.perf_counter()
+            r = c.post(server.url + "/predict", content=deep, headers=headers)
+            assert r.status_code == 422 and "not valid JSON" in r.json()["detail"], r.text[:300]
+            assert time.perf_counter() - t0 < 2.0
+            peak = max(peak, rss_mb(server.proc.pid))
+    grown = peak - rss_before
+    assert grown < REQUEST_RSS_BOUND_MB, (rss_before, peak)
+    over = widest + b" " * (MAX_BODY + 1 - len(widest))  # one byte past the limit: not parsed at all
+    r = httpx.post(server.url + "/predict", content=over, headers=headers, timeout=60)
+    assert r.status_code == 413 and str(MAX_BODY) in r.json()["detail"], r.text[:200]
 
 
 def is_closed(sock: socket.socket) -> bool:
