@@ -99,10 +99,11 @@ def guarded_protocol(
                 self._body_deadline = self.loop.call_later(body_timeout, self._body_timed_out)
                 return
             detail = b'{"detail":"the request body did not arrive within --body-timeout"}'
-            self.transport.write(
-                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                b"content-length: %d\r\n\r\n%s" % (len(detail), detail)
-            )  # the answer the request never got; then the socket goes
+            if not self.cycle.response_started:  # else an answer is already under way: just close
+                self.transport.write(
+                    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+                    b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(detail), detail)
+                )  # the answer the request never got; then the socket goes
             self._close("the request body did not arrive within --body-timeout")
 
         def _close(self, why: str) -> None:
