@@ -308,6 +308,9 @@ class ValidationRecord(BaseModel):
     load_seconds: float | None = None
     forward_seconds: float | None = None
     output_shape: list[int] | None = None
+    # one observation, as validated: the metadata's input_shape, else learned from the model itself
+    # (absent in notes written before it was recorded, and for a model that takes any width)
+    input_shape: list[int] | None = None
     error: str | None = None
     policy_format: str | None = None  # torchscript | state_dict | safetensors, as the loader saw it
 

@@ -51,6 +51,7 @@ class LoadReport:
     load_seconds: float | None = None
     forward_seconds: float | None = None
     output_shape: list[int] | None = None
+    input_shape: list[int] | None = None  # one observation: the metadata's, else learned (probe_input_shape)
     torch_version: str | None = None
     detail: str = ""
     notes: list[str] = field(default_factory=list)
@@ -319,6 +320,45 @@ def build_module(
     return module
 
 
+PROBE_WIDTHS = 4096  # the widest input a probe tries (a Linear layer's width is tried first)
+PROBE_SECONDS = 5.0  # and for no longer than this
+
+
+def probe_input_shape(module: Any) -> list[int] | None:
+    """The shape of one observation, learned from a loaded ``torch.nn.Module`` (or TorchScript
+    module) when the metadata does not say it: the input width of the first weight matrix (a
+    Linear layer's ``in_features``), else the narrowest width a forward pass on zeros of
+    ``(1, width)`` accepts (width 1 last). A width is taken only if the model also refuses the
+    next one: a model that takes any width gives None (rows then only have to agree). Used by
+    the validation child (recorded in the validation record) and by the serving process."""
+    import time
+
+    import torch
+
+    def accepts(width: int) -> bool:
+        try:
+            with torch.inference_mode():
+                module(torch.zeros((1, width)))
+        except Exception:
+            return False
+        return True
+
+    candidates: list[int] = []
+    for p in module.parameters():
+        if p.dim() == 2:
+            candidates.append(int(p.shape[1]))
+            break
+    # width 1 last: a one-wide row broadcasts against most element-wise weights
+    candidates += [w for w in (*range(2, PROBE_WIDTHS + 1), 1) if w not in candidates]
+    deadline = time.perf_counter() + PROBE_SECONDS
+    for width in candidates:
+        if time.perf_counter() > deadline:
+            break
+        if accepts(width):
+            return None if accepts(width + 1) else [width]
+    return None
+
+
 def _child(request: dict[str, Any]) -> LoadReport:
     import time
 
@@ -379,6 +419,11 @@ def _child(request: dict[str, Any]) -> LoadReport:
         report.architecture = spec
         what = f"{spec} with {len(state)} tensors ({kind})"
     report.load_seconds = time.perf_counter() - t0
+    if not shape:
+        shape = probe_input_shape(model)
+        if shape:
+            report.notes.append(f"input shape {shape} learned from the model (metadata has no input_shape)")
+    report.input_shape = list(shape) if shape else None
     if shape:
         x = torch.zeros((1, *shape))
         t1 = time.perf_counter()
@@ -400,7 +445,9 @@ def _child(request: dict[str, Any]) -> LoadReport:
         report.detail = f"{what}; forward pass on {list(x.shape)} -> {report.output_shape}"
     else:
         report.detail = f"{what} loaded"
-        report.notes.append("forward pass skipped: metadata has no input_shape")
+        report.notes.append(
+            "forward pass skipped: metadata has no input_shape and the model takes rows of any width"
+        )
     report.ok = True
     return report
 

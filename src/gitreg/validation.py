@@ -116,6 +116,7 @@ def validate(
         load_seconds=load.load_seconds if load else None,
         forward_seconds=load.forward_seconds if load else None,
         output_shape=load.output_shape if load else None,
+        input_shape=load.input_shape if load else None,
         error=error,
         policy_format=(load.kind or None) if load else None,
     )

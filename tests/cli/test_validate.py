@@ -160,6 +160,54 @@ def test_record_push_shares_the_result_with_other_clones(
 
 
 @pytest.mark.slow  # a torch child process
+def test_the_input_width_is_learned_and_recorded_when_the_metadata_has_none(repo_dir, registry, make_bundle):
+    bundle = make_bundle(1, metadata=meta(input_shape=None))  # a 4-input network, not said so
+    version = register(registry, bundle)
+
+    proc = run_cli("validate", version, "--record", cwd=repo_dir)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[1, 4] -> [1, 2]" in check_line(proc.stdout, "load")  # the forward pass ran on it
+    assert "input shape [4] learned from the model" in proc.stdout
+    info = registry.get(version)
+    assert info.input_shape is None  # the metadata still says nothing ...
+    assert info.validation is not None and info.validation.input_shape == [4]  # ... the record does
+    assert shown(repo_dir, version)["validation"]["input_shape"] == [4]
+    text = run_cli("show", version, cwd=repo_dir, check=True).stdout
+    assert "input shape: [4]" in text
+
+
+@pytest.mark.slow  # a torch child process
+def test_a_model_of_any_width_records_no_input_shape(repo_dir, registry, make_bundle):
+    import torch
+
+    class Doubles(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 2.0
+
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(Doubles()), buf)
+    version = register(registry, make_bundle(1, metadata=meta(input_shape=None), policy=buf.getvalue()))
+
+    proc = run_cli("validate", version, "--record", cwd=repo_dir)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "any width" in check_line(proc.stdout, "note")
+    record = shown(repo_dir, version)["validation"]
+    assert record["passed"] is True and record.get("input_shape") is None
+    assert "input shape:" not in run_cli("show", version, cwd=repo_dir, check=True).stdout
+
+
+def test_a_validation_note_written_before_input_shape_was_recorded_still_parses():
+    from gitreg.metadata import parse_validation_note
+
+    old = {"schema": 1, "version": "v1", "passed": True, "checked_at": "2025-07-06T18:51:23+00:00"}
+    rec = parse_validation_note(json.dumps(old))
+    assert rec is not None and rec.passed is True and rec.input_shape is None
+    assert "input_shape" not in json.loads(rec.to_note())
+
+
+@pytest.mark.slow  # a torch child process
 def test_a_failing_forward_pass_fails_and_is_recorded_as_failed(repo_dir, registry, make_bundle):
     bundle = make_bundle(1)  # a 4-input network ...
     (bundle / "metadata.json").write_text(json.dumps(meta(input_shape=[7])))  # ... said to take 7

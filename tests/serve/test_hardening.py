@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gitreg.testing.bundles import ROW, close, expected_outputs
+from gitreg.testing.bundles import ROW, close, expected_outputs, policy_bytes
 from gitreg.testing.repos import branch_head as head_of
 from gitreg.testing.repos import git
 from gitreg.testing.repos import promote_pushed as promote
@@ -124,6 +124,54 @@ def test_wrong_width_floods_are_422_and_leave_the_new_version_serving(registry, 
     assert server.metric("gitreg_requests_total", model="policy", version=V2, outcome="error") == 1
     m = server.model()  # a model fault counts (1 of 3 requests, under --min-requests: not judged yet)
     assert m["served"] == V2 and m["stats"][V2]["requests"] == 3
+
+
+def any_width_policy_bytes() -> bytes:
+    """TorchScript with no weights that takes rows of any width (no probe can learn one)."""
+    import torch
+
+    class Halves(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, :2] * 0.5
+
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(Halves()), buf)
+    return buf.getvalue()
+
+
+def rewrite_note(repo: Path, registry: Any, version: str, **changes: Any) -> None:
+    """Replace ``version``'s validation note by its record with ``changes`` (what a validator
+    with another finding would have written), in ``repo``; pushed with the notes ref."""
+    info = registry.get(version)
+    record = info.validation.model_copy(update=changes)
+    git(repo, "notes", "--ref=refs/notes/gitreg", "add", "-f", "-m", record.to_note(), info.tag_object)
+
+
+def test_the_agent_takes_the_input_shape_from_the_validation_record(
+    registry, repo_dir, remote, make_bundle, serve
+):
+    register(registry, make_bundle(1, metadata=no_shape_metadata(1), policy=any_width_policy_bytes()), V1)
+    register(registry, make_bundle(2, metadata=no_shape_metadata(2), policy=any_width_policy_bytes()), V2)
+    for v in (V1, V2):
+        assert registry.validate(v, record=True).input_shape is None  # any width: nothing learned
+    rewrite_note(repo_dir, registry, V1, input_shape=[3])  # a record says 3 wide, for V1's files
+    rewrite_note(  # V2's note says 3 too, but was written for other files: it says nothing of V2
+        repo_dir, registry, V2, input_shape=[3], files=registry.get(V1).files
+    )
+    git(repo_dir, "push", "-q", "origin", "refs/notes/gitreg:refs/notes/gitreg")
+    promote(registry, V1)
+    server = serve(remote, "--poll", "0.5")
+
+    assert server.model()["input_shapes"] == {V1: [3]}  # the probe alone would say None
+    assert server.get("/models").json()["policy"]["production"]["input_shape"] == [3]
+    r = post(server, {"inputs": [[0.2, 0.4, 0.6]]})
+    assert r.status_code == 200 and close(r.json()["outputs"], [[0.1, 0.2]]), r.text
+    r = post(server, {"inputs": [[0.2, 0.4, 0.6, 0.8]]})
+    assert r.status_code == 422 and "[3]" in r.json()["detail"], r.text
+
+    promote(registry, V2)
+    wait_until(lambda: server.model()["served"] == V2, "V2 served", 120, server)
+    assert server.model()["input_shapes"] == {V2: None, V1: [3]}
 
 
 # == (b) bounded by construction ==================================================================
@@ -234,6 +282,44 @@ def test_a_200_mb_body_is_a_fast_413_while_another_client_keeps_answering(
     assert r.status_code == 200 and r.json()["version"] == V1
 
 
+MAX_BODY = 1 << 20  # --max-body-bytes' default
+REQUEST_RSS_BOUND_MB = 48  # the README's worst case for one request at the defaults (< 30 MiB), with room
+
+
+def test_a_request_at_the_body_limit_with_the_widest_batch_keeps_rss_growth_bounded(
+    registry, remote, make_bundle, serve
+):
+    width = 255  # 1,024 rows of 255 three-character floats: just under 1 MiB
+    metadata = {**no_shape_metadata(1), "input_shape": [width]}
+    register(registry, make_bundle(1, metadata=metadata, policy=policy_bytes(1, in_dim=width)), V1)
+    promote(registry, V1)
+    server = serve(remote, "--poll", "5")  # --max-body-bytes and --max-batch at their defaults
+    row = [round(0.1 * (i % 9 + 1), 1) for i in range(width)]
+    widest = json.dumps({"inputs": [row] * 1024}, separators=(",", ":")).encode()
+    dicts = b'{"inputs":[' + b"{}," * ((MAX_BODY - 20) // 3) + b"{}]}"  # the costliest JSON to parse
+    deep = b'{"inputs":' + b"[" * (MAX_BODY - 20) + b"]}"  # nesting that would explode a recursive parser
+    assert MAX_BODY * 0.95 < len(widest) <= MAX_BODY and len(dicts) <= MAX_BODY and len(deep) <= MAX_BODY
+    headers = {"content-type": "application/json"}
+    rss_before = rss_mb(server.proc.pid)
+    peak = rss_before
+    with httpx.Client(timeout=60) as c:
+        for _ in range(10):  # bounded: growth that accumulated per request would show
+            r = c.post(server.url + "/predict", content=widest, headers=headers)
+            assert r.status_code == 200 and len(r.json()["outputs"]) == 1024, r.text[:300]
+            r = c.post(server.url + "/predict", content=dicts, headers=headers)
+            assert r.status_code == 422 and "is dict, not a number" in r.json()["detail"], r.text[:300]
+            t0 = time.perf_counter()
+            r = c.post(server.url + "/predict", content=deep, headers=headers)
+            assert r.status_code == 422 and "not valid JSON" in r.json()["detail"], r.text[:300]
+            assert time.perf_counter() - t0 < 2.0
+            peak = max(peak, rss_mb(server.proc.pid))
+    grown = peak - rss_before
+    assert grown < REQUEST_RSS_BOUND_MB, (rss_before, peak)
+    over = widest + b" " * (MAX_BODY + 1 - len(widest))  # one byte past the limit: not parsed at all
+    r = httpx.post(server.url + "/predict", content=over, headers=headers, timeout=60)
+    assert r.status_code == 413 and str(MAX_BODY) in r.json()["detail"], r.text[:200]
+
+
 def is_closed(sock: socket.socket) -> bool:
     try:
         return sock.recv(1, socket.MSG_DONTWAIT) == b""
@@ -276,6 +362,67 @@ def test_500_idle_connections_are_capped_and_closed_while_a_client_succeeds(
     finally:
         for s in idle:
             s.close()
+
+
+def test_a_body_trickled_after_its_head_is_cut_off_at_the_body_timeout_while_a_client_succeeds(
+    registry, remote, make_bundle, serve
+):
+    register(registry, make_bundle(1), V1)
+    promote(registry, V1)
+    body_timeout = 3.0
+    server = serve(remote, "--poll", "5", "--body-timeout", str(body_timeout), "--header-timeout", "30")
+    trickler = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    codes: list[int] = []
+    answer, sent = b"", 0
+    try:
+        trickler.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n"
+        )
+        t0 = time.monotonic()
+        trickler.settimeout(1.0)  # one byte a second: each wait for an answer lasts a second
+        while sent < 1000 and time.monotonic() - t0 < 60:
+            try:
+                trickler.sendall(b" ")
+                sent += 1
+                data = trickler.recv(4096)
+            except TimeoutError:
+                codes.append(server.predict().status_code)  # another client, meanwhile
+                continue
+            except OSError:  # reset by the server: closed too
+                break
+            if not data:
+                break
+            answer += data
+            while data:  # the rest of the answer, up to the close
+                try:
+                    data = trickler.recv(4096)
+                except OSError:
+                    break
+                answer += data
+            break
+        took = time.monotonic() - t0
+    finally:
+        trickler.close()
+    assert sent < 1000, "the server waited for the whole trickled body"
+    assert body_timeout * 0.9 <= took < body_timeout + 3, took
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"--body-timeout" in answer
+    assert codes and set(codes) == {200}, codes
+    # a body that arrives in pieces within the deadline is answered as usual
+    piece = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        body = json.dumps({"inputs": ROW}).encode()
+        piece.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body[:5]
+        )
+        assert server.predict().status_code == 200  # a round trip between the pieces
+        piece.sendall(body[5:])
+        assert piece.recv(4096).startswith(b"HTTP/1.1 200")
+    finally:
+        piece.close()
+    assert "Traceback" not in server.tail(200)
 
 
 # == (c) the manifest follows the branch ==========================================================

@@ -215,6 +215,8 @@ def version_detail(out: Output, v: VersionInfo) -> None:
     rec = v.validation
     verdict = ("passed", "green") if rec.passed else ("failed", "red")
     out.line("validation: ", verdict, f" at {rec.checked_at.isoformat()} by {rec.checked_by or '?'}")
+    if rec.input_shape:
+        out.line(f"input shape: {rec.input_shape} (one observation, as validated)")
     _checks(out, rec.checks)
 
 

@@ -77,7 +77,7 @@ def run_server(config: ServerConfig) -> None:
             timeout_graceful_shutdown=int(config.graceful_seconds),
             access_log=False,
             log_config=None,  # uvicorn logs through the handler above (plain or JSON)
-            http=guarded_protocol(config.header_timeout, config.max_connections),
+            http=guarded_protocol(config.header_timeout, config.max_connections, config.body_timeout),
             limit_concurrency=config.limit_concurrency,
             timeout_keep_alive=max(1, round(config.timeout_keep_alive)),
             h11_max_incomplete_event_size=config.max_header_bytes,

@@ -378,9 +378,12 @@ class Agent:
         refused = load_policy.format_refusal(rules, fmt, info.framework, meta.architecture)
         if refused is not None:
             raise Rejected(_refusal_text(refused, name, ""))
+        # one observation's shape: the metadata's, else the validation record's (learned by
+        # `gitreg validate` from the model and recorded for these very files), else a probe here
+        input_shape = meta.input_shape or _validated_shape(info)
         if self.config.smoke_test:  # the same verified bytes, in a sandboxed child first
             report = validate.check_policy(
-                policy_path, meta.input_shape,
+                policy_path, input_shape,
                 timeout_s=self.config.load_timeout, memory_mb=self.config.load_memory_mb,
                 allow_torchscript=policy.allow_torchscript, architecture=meta.architecture,
                 architecture_kwargs=meta.architecture_kwargs, architectures=allowed,
@@ -389,8 +392,8 @@ class Agent:
                 raise Rejected(f"sandboxed load failed: {report.detail}")
             if report.kind != kind:
                 raise Rejected(f"the sandboxed load read {name} as {report.kind}, not {kind}")
+            input_shape = input_shape or report.input_shape  # the child probed as validate does
         t0 = time.perf_counter()
-        input_shape = meta.input_shape
         if self._loader is not None:
             loaded = self._loader(policy_path, meta)
         else:
@@ -398,13 +401,13 @@ class Agent:
 
             try:
                 if kind == "torchscript":
-                    loaded = TorchPolicy(policy_path, meta.input_shape, self.config.threads)
+                    loaded = TorchPolicy(policy_path, input_shape, self.config.threads)
                 else:
                     loaded = StateDictPolicy(
                         policy_path, str(meta.architecture), meta.architecture_kwargs,
-                        meta.input_shape, allowed, self.config.threads,
+                        input_shape, allowed, self.config.threads,
                     )  # fmt: skip
-                input_shape = loaded.learn_input_shape()  # metadata's, else the model's own
+                input_shape = loaded.learn_input_shape()  # the known shape, else the model's own
                 loaded.warm_up()
             except Exception as e:
                 raise Rejected(f"load or warm-up failed: {_line(e)}") from None
@@ -417,6 +420,17 @@ class Agent:
             input_shape=input_shape,
             load_seconds=time.perf_counter() - t0,
         )
+
+
+def _validated_shape(info: Any) -> list[int] | None:
+    """The input shape a passed validation record holds, if that record was made for exactly
+    these files (a note left from other bytes says nothing about them). Warm-up runs a forward
+    pass on it before the version serves, so a wrong shape is a rejected load, not a 422 flood."""
+    rec = info.validation
+    if rec is None or not rec.passed or not rec.input_shape:
+        return None
+    same = {(f.path, f.md5) for f in rec.files} == {(f.path, f.md5) for f in info.files}
+    return list(rec.input_shape) if same else None
 
 
 def _check_commit(reg: Any, info: Any) -> None:

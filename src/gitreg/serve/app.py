@@ -24,6 +24,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from gitreg.serve.agent import Agent
 from gitreg.serve.config import MAX_WEBHOOK_BYTES, ServeOptions
@@ -112,11 +113,14 @@ async def read_body(request: Request, limit: int, what: str) -> bytes:
         raise HTTPException(413, f"{what} is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"{what} is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"{what} is larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone mid-body (or cut off at --body-timeout): nobody to answer
+        raise HTTPException(400, f"{what} ended early: the client disconnected") from None
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 

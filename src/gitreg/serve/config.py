@@ -69,5 +69,6 @@ class ServerConfig:
     limit_concurrency: int = 1100  # connections + requests in progress past which uvicorn answers 503
     timeout_keep_alive: float = 5.0  # an idle keep-alive connection is closed after this
     header_timeout: float = 10.0  # a request head must arrive complete within this of connecting
+    body_timeout: float = 30.0  # and then its body within this of the head
     max_header_bytes: int = 16 * 1024  # a larger request head is a 400 (h11_max_incomplete_event_size)
     backlog: int = 2048  # connections the kernel queues before accept

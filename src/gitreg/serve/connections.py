@@ -6,6 +6,10 @@ sockets would turn every real request into a 503).
 ``guarded_protocol`` wraps uvicorn's own HTTP protocol class:
 - a connection must send a complete request head within ``header_timeout`` seconds of opening
   (or of its previous response), else it is closed;
+- once a head has arrived, its body must arrive complete within ``body_timeout`` seconds, else
+  it is answered 408 and the connection is closed (a body trickled in byte by byte holds a
+  socket and a request slot no longer than that; time the server itself stops reading, under
+  back-pressure, is not held against the client);
 - when ``max_connections`` are open, a new connection closes the oldest idle one (no request in
   progress) to make room; if none is idle, uvicorn's ``limit_concurrency`` answers 503."""
 
@@ -15,7 +19,9 @@ import asyncio
 from typing import Any
 
 
-def guarded_protocol(header_timeout: float, max_connections: int | None) -> type[asyncio.Protocol]:
+def guarded_protocol(
+    header_timeout: float, max_connections: int | None, body_timeout: float
+) -> type[asyncio.Protocol]:
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
     base: Any = AutoHTTPProtocol
@@ -23,6 +29,7 @@ def guarded_protocol(header_timeout: float, max_connections: int | None) -> type
 
     class GuardedProtocol(base):  # type: ignore[misc, valid-type]
         _head_deadline: asyncio.TimerHandle | None = None
+        _body_deadline: asyncio.TimerHandle | None = None
         _cycle_seen: Any = None
 
         def connection_made(self, transport: Any) -> None:
@@ -37,6 +44,7 @@ def guarded_protocol(header_timeout: float, max_connections: int | None) -> type
         def connection_lost(self, exc: Exception | None) -> None:
             opened.pop(self, None)
             self._disarm_head_deadline()
+            self._disarm_body_deadline()
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
@@ -44,8 +52,13 @@ def guarded_protocol(header_timeout: float, max_connections: int | None) -> type
             if self.cycle is not None and self.cycle is not self._cycle_seen:
                 self._cycle_seen = self.cycle  # a whole request head arrived
                 self._disarm_head_deadline()
+                if self._body_pending():
+                    self._body_deadline = self.loop.call_later(body_timeout, self._body_timed_out)
+            elif self._body_deadline is not None and not self._body_pending():
+                self._disarm_body_deadline()  # the body is complete
 
         def on_response_complete(self) -> None:
+            self._disarm_body_deadline()
             super().on_response_complete()
             if not self.transport.is_closing():
                 self._arm_head_deadline()  # the next request's head has the same deadline
@@ -67,6 +80,31 @@ def guarded_protocol(header_timeout: float, max_connections: int | None) -> type
             self._head_deadline = None
             if self._idle():
                 self._close("no complete request within --header-timeout")
+
+        def _body_pending(self) -> bool:
+            """The current request's body has not all arrived, and nothing was answered yet."""
+            cycle = self.cycle
+            return cycle is not None and cycle.more_body and not cycle.response_complete
+
+        def _disarm_body_deadline(self) -> None:
+            if self._body_deadline is not None:
+                self._body_deadline.cancel()
+                self._body_deadline = None
+
+        def _body_timed_out(self) -> None:
+            self._body_deadline = None
+            if not self._body_pending():
+                return
+            if self.flow.read_paused:  # the server is not reading (back-pressure): not the client's fault
+                self._body_deadline = self.loop.call_later(body_timeout, self._body_timed_out)
+                return
+            detail = b'{"detail":"the request body did not arrive within --body-timeout"}'
+            if not self.cycle.response_started:  # else an answer is already under way: just close
+                self.transport.write(
+                    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+                    b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(detail), detail)
+                )  # the answer the request never got; then the socket goes
+            self._close("the request body did not arrive within --body-timeout")
 
         def _close(self, why: str) -> None:
             opened.pop(self, None)  # at once: connection_lost comes on a later turn of the loop

@@ -129,36 +129,14 @@ class TorchPolicy:
                 raise RuntimeError("warm-up forward pass returned nothing")
 
     def learn_input_shape(self) -> list[int] | None:
-        """The shape of one observation, learned from the model itself when the metadata does
-        not say it: the input width of the first weight matrix (a Linear layer's
-        ``in_features``), else the narrowest width a forward pass on zeros accepts (one last). A width is
-        taken only if the model also refuses the next one: a model that takes any width keeps
-        None (rows then only have to agree). Sets ``input_shape``; done once, at load time."""
-        if self.input_shape:
-            return self.input_shape
-        candidates: list[int] = []
-        for p in self.module.parameters():
-            if p.dim() == 2:
-                candidates.append(int(p.shape[1]))
-                break
-        # width 1 last: a one-wide row broadcasts against most element-wise weights
-        candidates += [w for w in (*range(2, PROBE_WIDTHS + 1), 1) if w not in candidates]
-        deadline = time.perf_counter() + PROBE_SECONDS
-        for width in candidates:
-            if time.perf_counter() > deadline:
-                break
-            if self._accepts([width]):
-                if not self._accepts([width + 1]):
-                    self.input_shape = [width]
-                break
-        return self.input_shape
+        """The metadata's (or validation record's) shape, else the model's own, learned by
+        ``gitreg.sandbox.probe_input_shape`` (the same probe `gitreg validate` records). Sets
+        ``input_shape``; done once, at load time."""
+        if not self.input_shape:
+            from gitreg.sandbox import probe_input_shape
 
-    def _accepts(self, shape: list[int]) -> bool:
-        try:
-            self.predict(_zeros(shape))
-        except Exception:
-            return False
-        return True
+            self.input_shape = probe_input_shape(self.module)
+        return self.input_shape
 
     def predict(self, inputs: Any) -> list[Any]:
         torch = self._torch
@@ -207,8 +185,6 @@ class StateDictPolicy(TorchPolicy):
         self.load_seconds = time.perf_counter() - t0
 
 
-PROBE_WIDTHS = 4096  # the widest input a probe tries (a Linear layer's width is tried first)
-PROBE_SECONDS = 5.0  # and for no longer than this
 SMALL_OUTPUT = 4096  # up to this many values, checking the Python list beats two torch ops
 
 
