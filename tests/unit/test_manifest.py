@@ -21,9 +21,6 @@ from gitreg.manifest import (
     HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
     MAX_MANIFEST_BYTES,
-    MAX_MANIFEST_DEPTH,
-    MAX_MANIFEST_LINES,
-    MAX_MANIFEST_TOKENS,
     Manifest,
     ManifestModel,
     atomic_write,
@@ -32,9 +29,9 @@ from gitreg.manifest import (
     loads_bytes,
     missing_models,
     new_manifest_text,
-    prescan,
     round_trip_yaml,
 )
+from gitreg.manifest_scan import MAX_MANIFEST_DEPTH, MAX_MANIFEST_LINES, MAX_MANIFEST_TOKENS, prescan
 from gitreg.versions import VersionName, format_version
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
