@@ -147,8 +147,10 @@ def assert_clean(proc: Any, what: str) -> None:
 @pytest.fixture
 def hostile_repo(request: Any, registry: Any, make_bundle: Any, clock: Any, monkeypatch: Any) -> Any:
     s = HOSTILE[request.param]
-    monkeypatch.setenv("GIT_COMMITTER_NAME", f"Eve{s}x")
-    monkeypatch.setenv("GIT_AUTHOR_NAME", f"Eve{s}x")
+    # an author name longer than the tag block's 1,000-character fields is refused at register
+    # (a version whose summary would not list is never made): the long case keeps 900 of them
+    monkeypatch.setenv("GIT_COMMITTER_NAME", f"Eve{s[:900]}x")
+    monkeypatch.setenv("GIT_AUTHOR_NAME", f"Eve{s[:900]}x")
     policy = b"not a real policy: nothing here loads it"
     first = make_bundle(metadata=hostile_meta(s, 1), policy=policy)
     v1 = registry.register(first, "policy", message=s).version
@@ -196,6 +198,22 @@ def test_hostile_text_through_every_read_command(hostile_repo: Any, tmp_path: Pa
     for name in ("history", "status", "report"):
         proc = run_cli("-C", str(root), *commands[name], env=env)
         assert visible(author)[:100] in proc.stdout, f"{name}: the author is not shown\n{proc.stdout}"
+
+    # the commands that quote repository data only in passing (validate quotes the metadata;
+    # a failed load of the fake policy is exit 1): no markup, escape or injected line either
+    for args in (["validate", v2], ["check"], ["doctor"], ["cleanup", "--dry-run"], ["pull", v1]):
+        for mode in ((), ("--json",)):
+            out = tmp_path / f"pulled{len(mode)}"
+            extra = ["--out", str(out)] if args[0] == "pull" else []
+            proc = run_cli("-C", str(root), *args, *extra, *mode, env=env)
+            assert proc.returncode in (0, 1), f"{args} {mode}: exit {proc.returncode}\n{proc.stderr}"
+            assert "Traceback" not in proc.stdout + proc.stderr, f"{args} {mode}: {proc.stderr}"
+            for stream, text in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+                bad = RAW_CONTROL.search(text)
+                assert bad is None, f"{args} {mode}: raw {bad.group()!r} on {stream}"
+            assert not re.search(r"^\s*error: fake", proc.stdout + proc.stderr, re.M), f"{args}: injected"
+            if mode:
+                json.loads(proc.stdout)  # JSON mode stays JSON
 
     page_path = tmp_path / "report.html"
     proc = run_cli("-C", str(root), "report", "--html", str(page_path), env=env)
