@@ -89,7 +89,7 @@ def whole_problems(ctx: Context, reader: ObjectReader, candidates: list[Candidat
     holds the model's folder with every file the summary lists (a parseable ``.dvc`` pointer
     with the summary's md5 for each bundle file). All the candidates' files are read in one
     round through ``reader`` (one ``git cat-file --batch`` however many tags)."""
-    from gitreg.store import METADATA_FILE, POINTER_SUFFIX, parse_pointer
+    from gitreg.store.bundle import METADATA_FILE, POINTER_SUFFIX, parse_pointer
 
     paths = model_paths(ctx) if candidates else {}
     out: dict[str, str] = {}
