@@ -16,6 +16,8 @@ _.demo
 # FastAPI: routes are registered by decorator (@app.get/@app.post)
 _.predict_model
 _.prometheus
+_.v2_model
+_.v2_model_version
 _.webhook
 
 # pydantic: model_config is read by the metaclass; validators are registered by decorator;

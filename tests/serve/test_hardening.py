@@ -88,6 +88,15 @@ def test_wrong_width_floods_are_422_and_leave_the_new_version_serving(registry, 
     models = server.get("/models").json()["policy"]
     assert models["production"]["input_shape"] == [4] and models["previous"]["input_shape"] == [4]
     assert server.model()["input_shapes"] == {V2: [4], V1: [4]}
+    # ... and carried in the Open Inference Protocol's model metadata, -1 for the batch
+    meta = server.get("/v2/models/policy").json()
+    assert meta["versions"] == [V2, V1] and meta["platform"] == "pytorch_torchscript", meta
+    assert meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}], meta
+    one = server.get(f"/v2/models/policy/versions/{V1}").json()
+    assert one["versions"] == [V1] and one["inputs"][0]["shape"] == [-1, 4], one
+    missing = server.get("/v2/models/policy/versions/v2020-01-01--00h00")
+    assert missing.status_code == 404 and V2 in missing.json()["error"], missing.text
+    assert server.get("/v2/models/other").status_code == 404
 
     bad_bodies = [
         {"inputs": [[0.1, 0.2, 0.3]]},

@@ -418,6 +418,7 @@ class Agent:
             predict=loaded.predict,
             metadata=json.loads((target / "metadata.json").read_bytes()),
             input_shape=input_shape,
+            platform="pytorch_torchscript" if kind == "torchscript" else "pytorch",
             load_seconds=time.perf_counter() - t0,
         )
 

@@ -301,6 +301,37 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
             }
         return out
 
+    @app.get("/v2/models/{model}")
+    def v2_model(model: str) -> JSONResponse:
+        """Open Inference Protocol V2 model metadata: the versions held (tag names, the served
+        one first) and the input and output tensors, -1 for the batch dimension."""
+        return _v2_metadata(model, None)
+
+    @app.get("/v2/models/{model}/versions/{version}")
+    def v2_model_version(model: str, version: str) -> JSONResponse:
+        """Open Inference Protocol V2 metadata of one version the agent holds (404 otherwise)."""
+        return _v2_metadata(model, version)
+
+    def _v2_metadata(model: str, version: str | None) -> JSONResponse:
+        slot = agent.slot(model)
+        held = slot.served_versions() if slot is not None else []
+        if not held:
+            return JSONResponse({"error": f"model {model!r} is not served here (see /models)"}, 404)
+        chosen = next((s for s in held if s.version == version), None) if version else held[0]
+        if chosen is None:
+            names = ", ".join(s.version for s in held)
+            return JSONResponse({"error": f"{model} {version} is not held here; held: {names}"}, 404)
+        shape = [-1, *chosen.input_shape] if chosen.input_shape else [-1, -1]
+        return JSONResponse(
+            {
+                "name": model,
+                "versions": [s.version for s in held] if version is None else [chosen.version],
+                "platform": chosen.platform,
+                "inputs": [{"name": "input", "datatype": "FP32", "shape": shape}],
+                "outputs": [{"name": "output", "datatype": "FP32", "shape": [-1, -1]}],
+            }
+        )
+
     @app.get("/metrics")
     def prometheus() -> Response:
         """Prometheus metrics."""

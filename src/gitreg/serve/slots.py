@@ -38,6 +38,7 @@ class Served:
     predict: Callable[[Any], list[Any]]
     metadata: dict[str, Any] = field(default_factory=dict)
     input_shape: list[int] | None = None
+    platform: str = "pytorch_torchscript"  # or "pytorch" (a state dict in its architecture)
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
     # running estimate of one forward pass per observation (None until the first request)
