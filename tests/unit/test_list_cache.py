@@ -253,9 +253,10 @@ def corruptions(good: bytes, tmp: Path) -> dict[str, bytes]:
     """Damaged files (bytes) and well-formed databases that are not this cache (edited copies)."""
     import sqlite3
 
-    flipped = bytearray(good)
-    at = good.index(b'"algorithm"') + 4  # inside a cached row: SQLite itself cannot tell
-    flipped[at] ^= 0x01
+    def flip(at: int) -> bytes:  # inside a cached row or a snapshot: SQLite itself cannot tell
+        flipped = bytearray(good)
+        flipped[at + 4] ^= 0x01
+        return bytes(flipped)
 
     def edited(*statements: str) -> bytes:
         copy = tmp / f"edited-{len(list(tmp.iterdir()))}.sqlite"
@@ -270,7 +271,10 @@ def corruptions(good: bytes, tmp: Path) -> dict[str, bytes]:
         "empty": b"",
         "garbage": b"\x00\xff" * 1000,
         "truncated": good[: len(good) // 2],
-        "bit flip in a row": bytes(flipped),
+        "bit flip in a row": flip(good.index(b'"algorithm"')),
+        "bit flip in a snapshot": flip(good.rindex(b'"algorithm"')),
+        "a snapshot of other inputs": edited("UPDATE snapshots SET state = 'x'"),
+        "a snapshot of the wrong type": edited("UPDATE snapshots SET body = 1"),
         "another schema version": edited("UPDATE meta SET value = '0/old' WHERE key = 'layout'"),
         "no layout": edited("DELETE FROM meta"),
         "a table missing": edited("DROP TABLE notes"),
@@ -295,6 +299,8 @@ def test_a_damaged_cache_is_ignored_and_rebuilt(repo: Path, tmp_path: Path) -> N
     work.mkdir()
     for what, data in corruptions(good, work).items():
         cache_file(repo).write_bytes(data)
+        assert listed(repo, "--limit", "0") == expected, what  # a snapshot of it, or rows
+        assert listed(repo, "--limit", "2") == reference(repo, limit=2), what  # rows: no snapshot yet
         assert listed(repo, "--limit", "0") == expected, what
         rebuilt = ListCache.open(cache_file(repo))
         assert not rebuilt.changed, f"{what}: not rebuilt"
@@ -438,3 +444,32 @@ def test_a_negative_limit(repo: Path) -> None:
     assert Registry(repo).versions_json(limit=-1) == reference(repo, limit=-1) == reference(repo, limit=1)
     proc = run_cli("list", "--json", "--limit", "-1", cwd=repo)
     assert proc.returncode == 1 and "--limit" in proc.stderr and proc.stdout == ""
+
+
+def test_an_unchanged_listing_is_its_snapshot_and_any_change_is_seen(repo: Path) -> None:
+    """Nothing changed since the same listing was made: its text is read back whole (a marked
+    snapshot proves it); a new tag, a note or a stage change makes the listing anew."""
+    import sqlite3
+
+    from gitreg.listing import cache
+
+    expected = reference(repo)
+    assert listed(repo, "--limit", "0") == expected
+    con = sqlite3.connect(cache_file(repo), isolation_level=None)
+    (filters, state), *others = con.execute("SELECT filters, state FROM snapshots").fetchall()
+    assert not others and json.loads(filters) == [None, None, None, None]
+    marked = expected.replace(b'"policy"', b'"marked"')
+    con.execute("UPDATE snapshots SET body = ?, crc = ?", (marked, cache._crc(filters + state, marked)))
+    con.close()
+    assert listed(repo, "--limit", "0") == marked  # served from the snapshot, no row assembled
+    add_note(repo, EXTRA[2], True)
+    assert listed(repo, "--limit", "0") == reference(repo)  # a new note: made anew
+    assert listed(repo, "--limit", "0") == reference(repo)
+    retag(repo, A, "v2025-07-10--00h00")
+    assert listed(repo, "--limit", "0") == reference(repo)  # a new tag
+    manifest = repo / "models.yaml"
+    manifest.write_text(manifest.read_text().replace(A, B))
+    assert listed(repo, "--limit", "0") == reference(repo)  # what models.yaml says
+    assert len(json.loads(listed(repo, "--limit", "3"))) == 3
+    with sqlite3.connect(cache_file(repo)) as con:
+        assert con.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 2

@@ -61,14 +61,21 @@ _FORMAT = TAG_FORMAT
 
 def find_root(path: Path) -> Path | None:
     """The working tree's top folder, or a bare repository's own folder; None outside Git."""
-    proc = run_git(["rev-parse", "--show-toplevel"], path, check=False)
-    if proc.returncode == 0 and proc.stdout.strip():
-        return Path(proc.stdout.decode().strip())
+    return _probe(path)[0]
+
+
+def _probe(path: Path) -> tuple[Path | None, bool | None]:
+    """(:func:`find_root`, whether the repository is shallow — None when not asked) in one git
+    call for a working tree, the usual case."""
+    proc = run_git(["rev-parse", "--is-shallow-repository", "--show-toplevel"], path, check=False)
+    lines = proc.stdout.decode().splitlines()
+    if proc.returncode == 0 and len(lines) == 2 and lines[1].strip():
+        return Path(lines[1].strip()), lines[0] == "true"
     proc = run_git(["rev-parse", "--is-bare-repository", "--absolute-git-dir"], path, check=False)
     lines = proc.stdout.decode().split()
     if proc.returncode == 0 and lines[:1] == ["true"]:
-        return Path(lines[1])
-    return None
+        return Path(lines[1]), None
+    return None, None
 
 
 class GitRepo:
@@ -78,7 +85,7 @@ class GitRepo:
         p = Path(path)
         if not p.is_dir():
             raise NotARegistry(str(path), "does not exist")
-        root = find_root(p)
+        root, self._shallow = _probe(p)  # shallow: as git said when asked for the root
         if root is None:
             raise NotARegistry(str(path), "is not inside a Git repository")
         self.root = root
@@ -182,7 +189,11 @@ class GitRepo:
         return proc.stdout.decode().strip() or None
 
     def is_shallow(self) -> bool:
-        """A shallow clone (``git clone --depth``): part of the history and tags is missing."""
+        """A shallow clone (``git clone --depth``): part of the history and tags is missing.
+        Told by the call that found the root, once; asked of git again after that."""
+        shallow, self._shallow = self._shallow, None
+        if shallow is not None:
+            return shallow
         proc = run_git(["rev-parse", "--is-shallow-repository"], self.root, check=False)
         return proc.stdout.decode().strip() == "true"
 

@@ -8,7 +8,12 @@ re-created tag or a new note has a new id):
   three places (``c1``..``c3``) where the slots that do not come from the tag object go
   (status, stages, validation), and a crc32 of all of it (SQLite checks its pages' structure,
   not their contents);
-* ``notes``: a note blob id -> the status it gives and its ``validation`` JSON piece.
+* ``notes``: a note blob id -> the status it gives and its ``validation`` JSON piece;
+* ``snapshots``: a listing's filters -> the digest of what it was made from (every version tag's
+  name and object id, every note id, the stages models.yaml gives) and its whole JSON text. A
+  listing whose inputs have not changed since (the usual case: nothing was registered, validated
+  or promoted) is that text, read in one query, with no row assembled. The last
+  :data:`SNAPSHOTS` listings are kept.
 
 The rows depend on how they are rendered: the ``meta`` table holds :data:`LAYOUT` (the schema
 version, bumped whenever the rendering changes, and the serializer's version); a file with
@@ -26,7 +31,8 @@ import zlib
 from pathlib import Path
 
 #: Bump when the row rendering (listing/query.py) or the cached fields change.
-SCHEMA_VERSION = 3  # 2: a tag is a version only when whole (issue 15); 3: 64 KiB pages
+SCHEMA_VERSION = 4  # 2: a tag is a version only when whole (issue 15); 3: 64 KiB pages; 4: snapshots
+SNAPSHOTS = 4  # whole listings kept (distinct filters), the most recent
 _BUSY_TIMEOUT_S = 2.0
 _BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 _CORRUPT = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) if hasattr(sqlite3, "SQLITE_NOTADB") else (11, 26)
@@ -37,7 +43,10 @@ _SCHEMA = (
     " crc INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS notes (blob TEXT PRIMARY KEY, status TEXT NOT NULL,"
     " validation BLOB NOT NULL, crc INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS snapshots (filters TEXT PRIMARY KEY, state TEXT NOT NULL,"
+    " body BLOB NOT NULL, crc INTEGER NOT NULL)",
 )
+_TABLES = ("meta", "tags", "notes", "snapshots")
 STATUSES = ("registered", "validated", "failed")
 Parts = tuple[bytes | memoryview, bytes | memoryview, bytes | memoryview, bytes | memoryview]
 _EMPTY: Parts = (b"", b"", b"", b"")
@@ -70,6 +79,29 @@ def _is_corrupt(e: sqlite3.Error) -> bool:
     return getattr(e, "sqlite_errorcode", None) in _CORRUPT
 
 
+def read_snapshot(path: Path | None, filters: str, state: str) -> bytes | None:
+    """The JSON text of the listing with these ``filters``, if the file holds one made from
+    inputs whose digest is ``state`` (and of this layout, and its checksum holds); else None."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        con = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_S)
+    except sqlite3.Error:
+        return None
+    try:
+        meta = con.execute("SELECT value FROM meta WHERE key = 'layout'").fetchone()
+        if meta is None or meta[0] != layout():
+            return None
+        row = con.execute("SELECT state, body, crc FROM snapshots WHERE filters = ?", (filters,)).fetchone()
+    except sqlite3.Error:  # damaged, busy, another schema: the listing is assembled from rows
+        return None
+    finally:
+        con.close()
+    if row is None or row[0] != state or type(row[1]) is not bytes or _crc(filters + state, row[1]) != row[2]:
+        return None
+    return row[1]
+
+
 class ListCache:
     """The rows of one listing: what the file held, plus what this listing added.
 
@@ -83,6 +115,7 @@ class ListCache:
         self._new_tags: dict[str, tuple[str, str, Parts]] = {}
         self._new_notes: dict[str, tuple[str, bytes]] = {}
         self.reset = False  # the file is damaged or of another layout: rewrite it whole
+        self.snapshot: tuple[str, str, bytes] | None = None  # (filters, state, body) to keep
 
     @property
     def changed(self) -> bool:
@@ -155,7 +188,7 @@ class ListCache:
         error: the next listing reads those tags again."""
         stale_tags = [k for k in self.tags if k not in live_tags]
         stale_notes = [k for k in self.notes if k not in live_notes]
-        if self.path is None or not (self.changed or stale_tags or stale_notes):
+        if self.path is None or not (self.changed or stale_tags or stale_notes or self.snapshot):
             return
         try:
             self._write(stale_tags, stale_notes, live_tags, live_notes)
@@ -185,7 +218,7 @@ class ListCache:
             for statement in _SCHEMA:
                 con.execute(statement)
             if self.reset:  # another layout, or damage: the tables are made anew
-                for table in ("meta", "tags", "notes"):
+                for table in _TABLES:
                     con.execute(f"DROP TABLE IF EXISTS {table}")
                 for statement in _SCHEMA:
                     con.execute(statement)
@@ -203,6 +236,17 @@ class ListCache:
                 "INSERT OR REPLACE INTO notes VALUES (?, ?, ?, ?)",
                 ((k, s, t, _crc(s, t)) for k, (s, t) in notes.items() if k in live_notes),
             )
+            if self.snapshot is not None:
+                filters, state, body = self.snapshot
+                con.execute(
+                    "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)",
+                    (filters, state, body, _crc(filters + state, body)),
+                )
+                con.execute(
+                    "DELETE FROM snapshots WHERE rowid NOT IN"
+                    " (SELECT rowid FROM snapshots ORDER BY rowid DESC LIMIT ?)",
+                    (SNAPSHOTS,),
+                )
             con.execute("COMMIT")
         finally:
             con.close()

@@ -1,7 +1,8 @@
 """`gitreg list --json`: the rows of :func:`gitreg.catalog.versions` as JSON text, byte for byte
 what pydantic writes for them, from the list cache (see :mod:`gitreg.listing.cache`).
 
-A warm listing is one ``for-each-ref`` of names and ids, one ``notes list`` and a lookup per tag.
+A warm listing is one ``for-each-ref`` of names and ids, one ``notes list`` and, when nothing
+changed since the same listing was last made, its text read back whole; else a lookup per tag.
 Tags and notes the cache lacks are read through one ``git cat-file --batch`` (only the newest
 ones ``limit`` needs) and added. Each cached row is the tag's JSON cut around three slots that do
 not come from the tag object (status and validation come from the note, stages from
@@ -10,12 +11,14 @@ models.yaml); a listing fills the slots in.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import operator
 
 from gitreg.catalog import STATUSES, Candidate, VersionInfo, check_status, version_info, whole_problems
 from gitreg.context import Context
 from gitreg.gitrepo import ObjectReader, TagRecord
-from gitreg.listing.cache import ListCache
+from gitreg.listing.cache import ListCache, read_snapshot
 from gitreg.metadata import TagSummary, ValidationRecord, parse_tag_block, parse_validation_note
 from gitreg.versions import is_version
 
@@ -85,18 +88,43 @@ def versions_json(
     check_status(status)
     ctx.require_readable()
     limit = max(limit, 1) if limit else None  # as versions(): a negative limit keeps one row
-    return _versions_json(ctx, ListCache.open(ctx.list_cache_path()), model, status, stage, limit)
+    path = ctx.list_cache_path()
+    live = ctx.git.version_tag_ids()
+    note_ids = ctx.git.note_ids() if live else {}
+    held = _held_stages(ctx) if live else {}
+    filters = json.dumps([model, status, stage, limit])
+    state = _state(live, note_ids, held)
+    body = read_snapshot(path, filters, state)
+    if body is None:  # something changed since this listing was last made: assemble it
+        cache = ListCache.open(path)
+        body = _versions_json(ctx, cache, live, note_ids, held, model, status, stage, limit)
+        cache.snapshot = (filters, state, body)
+        cache.save({oid for _, oid in live}, set(note_ids.values()))
+    return body
+
+
+def _state(
+    live: list[tuple[str, str]], note_ids: dict[str, str], held: dict[tuple[str, str], tuple[str, ...]]
+) -> str:
+    """The digest of everything a listing is made from: the version tags' names and object ids
+    (objects are immutable), the notes' blob ids and the stages models.yaml gives."""
+    digest = hashlib.sha256(" ".join(f"{n} {o}" for n, o in live).encode())
+    digest.update(b"\0" + " ".join(f"{k} {v}" for k, v in sorted(note_ids.items())).encode())
+    digest.update(b"\0" + json.dumps(sorted((m, v, list(s)) for (m, v), s in held.items())).encode())
+    return digest.hexdigest()
 
 
 def _versions_json(
     ctx: Context,
     cache: ListCache,
+    live: list[tuple[str, str]],
+    note_ids: dict[str, str],
+    held: dict[tuple[str, str], tuple[str, ...]],
     model: str | None,
     status: str | None,
     stage: str | None,
     limit: int | None,
 ) -> bytes:
-    live = ctx.git.version_tag_ids()
     tags = cache.tags
     # Unknown yet: a version name is read, others ignored; known: its version must match the
     # tag's name (version "" is an object that is no version).
@@ -110,8 +138,6 @@ def _versions_json(
     candidates.sort(reverse=True)
     if any(len(name) > 20 for name, _ in candidates):
         candidates.sort(key=lambda c: _order(c[0]), reverse=True)
-    note_ids = ctx.git.note_ids() if candidates else {}
-    held = _held_stages(ctx) if candidates else {}
     held_names = {version for _, version in held}
     stage_texts: dict[tuple[str, ...], bytes] = {}
     notes = cache.notes
@@ -150,7 +176,6 @@ def _versions_json(
                 count += 1
                 if limit and count >= limit:
                     break
-    cache.save({oid for _, oid in live}, set(note_ids.values()))
     if not out:
         return b"[]\n"
     out[0] = b"[\n"
