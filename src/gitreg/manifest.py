@@ -85,6 +85,9 @@ LOWER_IS_BETTER = (
 HEADER = """\
 # The gitreg manifest: which version of each model holds which stage.
 # Edit through `gitreg promote` / `gitreg deploy` (they open a PR) or by hand in a PR.
+# The bytes of every version live on the DVC remote; free space with `gitreg cleanup`.
+# Never `dvc gc -w -c`: it keeps only the checked-out commit's bytes and deletes production's
+# (`dvc gc --all-tags --all-branches -c` is safe); `gitreg doctor` finds missing bytes.
 """
 
 

@@ -291,12 +291,16 @@ class Registry:
         with self._invalidating():
             return cleanup(self.ctx, dry_run=dry_run, delete_tags=delete_tags, push=push)
 
-    def doctor(self, *, fix: bool = False, remote_check: bool = False, push: bool = False) -> DoctorReport:
-        """Check the registry repository and with ``fix`` repair what can be repaired (doctor.py)."""
+    def doctor(
+        self, *, fix: bool = False, remote_check: bool = False, push: bool = False, offline: bool = False
+    ) -> DoctorReport:
+        """Check the registry repository and with ``fix`` repair what can be repaired (doctor.py).
+        The staged versions' bytes are looked for on the DVC remote unless ``offline``; with
+        ``remote_check`` every version's."""
         from gitreg.doctor import run
 
         with self._invalidating():
-            return run(self.ctx, fix=fix, remote_check=remote_check, push=push)
+            return run(self.ctx, fix=fix, remote_check=remote_check, push=push, offline=offline)
 
     @contextlib.contextmanager
     def _invalidating(self) -> Iterator[None]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gitreg.testing.cli import run_cli
-from gitreg.testing.repos import git
+from gitreg.testing.lifecycle import mark_validated
+from gitreg.testing.repos import git, promote_pushed, register_pushed
 
 
 def tiny(make_bundle: Callable[..., Path], n: int = 0) -> Path:
@@ -51,6 +54,28 @@ def test_missing_bytes_on_dvc_remote(
     report = registry.doctor(remote_check=True)
     assert checks(report) == {"remote-bytes"}
     assert registry.doctor().ok  # without --remote-check the remote is not read
+
+
+def test_dvc_gc_workspace_only_loses_production_and_doctor_says_so(
+    registry: Any, make_bundle: Callable[..., Path], dvc_remote: Path
+) -> None:
+    """`dvc gc -w -c` (a standard DVC command) keeps only the checked-out commit's bytes:
+    production's go. `gitreg doctor`, no flags, reports them with exit 1; --offline does not ask."""
+    old = register_pushed(registry, tiny(make_bundle, 1), "v2025-07-06--18h51")
+    mark_validated(registry.root, old)
+    promote_pushed(registry, old)
+    register_pushed(registry, tiny(make_bundle, 2), "v2025-07-07--09h00")  # HEAD: the newer one
+    ok = run_cli("-C", str(registry.root), "doctor", "--json")
+    assert ok.returncode == 0, ok.stdout
+    assert json.loads(ok.stdout)["bytes_checked"] == 1  # production only: the other holds no stage
+    subprocess.run([sys.executable, "-m", "dvc", "gc", "-w", "-c", "-f"], cwd=registry.root, check=True)
+    bad = run_cli("-C", str(registry.root), "doctor")
+    assert bad.returncode == 1
+    line = next(x for x in bad.stdout.splitlines() if "remote-bytes" in x)
+    assert old in line and "not on the DVC remote" in line
+    assert "dvc gc --all-tags --all-branches -c" in bad.stdout  # the hint names the safe form
+    offline = run_cli("-C", str(registry.root), "doctor", "--offline", "--json")
+    assert offline.returncode == 0 and json.loads(offline.stdout)["bytes_checked"] == 0
 
 
 def test_tag_on_a_commit_without_its_pointers(registry: Any, make_bundle: Callable[..., Path]) -> None:

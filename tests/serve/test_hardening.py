@@ -612,3 +612,24 @@ def test_json_logs_honest_health_and_stale_pulls_cleaned(
     events = {(r.get("event"), r.get("model"), r.get("version")) for r in records}
     assert {("serving", "policy", V1), ("serving", "policy", V2), ("load_failed", "policy", None)} <= events
     assert any(r.get("event") == "cleaned" and "50000 bytes" in r["message"] for r in records)
+
+
+def test_a_fresh_replica_whose_production_bytes_were_gc_ed_says_so_on_health(
+    registry, remote, make_bundle, serve
+):
+    """`dvc gc -w -c` in the registry deletes production's bytes from the DVC remote (it keeps
+    only the checked-out commit's): a new replica cannot serve, and /health says why in one line."""
+    import subprocess
+    import sys
+
+    register(registry, make_bundle(1), V1)
+    promote(registry, V1)
+    register(registry, make_bundle(2), V2)  # the checked-out commit is V2's now
+    subprocess.run([sys.executable, "-m", "dvc", "gc", "-w", "-c", "-f"], cwd=registry.root, check=True)
+    server = serve(remote, "--poll", "0.5", ready=False)
+    m = wait_until(lambda: (m := server.model())["last_error"] and m, "the pull failing", 120, server)
+    line = m["last_error"]
+    assert m["served"] is None and m["wanted"] == V1, m
+    assert "\n" not in line and line.startswith(f"{V1}: "), line
+    assert "neither the DVC cache nor the remote" in line and "dvc gc -w -c" in line, line
+    assert httpx.get(f"{server.url}/ready", timeout=10).status_code == 503

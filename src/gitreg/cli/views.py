@@ -402,7 +402,9 @@ def doctor_report(out: Output, r: DoctorReport) -> None:
             out.line("        ", (f.hint, "dim"))
     problems = r.problems
     fixed = sum(1 for f in r.findings if f.fixed)
-    summary = f"{r.versions} versions checked" + (", DVC remote checked" if r.remote_check else "")
+    summary = f"{r.versions} versions checked"
+    if r.bytes_checked:
+        summary += f", the bytes of {r.bytes_checked} {'' if r.remote_check else 'staged '}on the DVC remote"
     if fixed:
         summary += f", {fixed} repaired"
     if problems:

@@ -9,7 +9,7 @@ state, or one of the states below, which ``run`` detects and ``fix`` repairs:
     without its tag is reset (``git reset --soft HEAD~1``, then the paths are restored).
     Decision: such a version was never reported registered, so undoing is always safe, whereas
     tagging it would publish a version nobody saw succeed; bytes already uploaded stay on the
-    DVC remote as unreferenced garbage (harmless; `dvc gc` removes them).
+    DVC remote as unreferenced garbage (harmless; `gitreg cleanup` is the safe way to free space).
   - killed after its tag was made: it is finished (the stash and the journal are removed).
 * an interrupted direct change of models.yaml (promote / rollback / cleanup, which commit
   first and then update the working tree; ``.git/gitreg/manifest-journal/<pid>.json`` left
@@ -24,8 +24,12 @@ state, or one of the states below, which ``run`` detects and ``fix`` repairs:
   git are removed (run `doctor --fix` only while no other git command runs in the repository).
 * half-written temp files of ``models.yaml`` (``.models.yaml.*.tmp``) are removed: the file
   itself is always replaced atomically.
-* tags that do not parse, commits without the bundle pointers their tag records, bytes missing
-  from the DVC remote (``remote_check``), an invalid models.yaml, unreadable notes: reported.
+* tags that do not parse, commits without the bundle pointers their tag records, an invalid
+  models.yaml, unreadable notes: reported.
+* bytes missing from the DVC remote: those of every staged version (production, staging,
+  canary) always — one existence query, unless ``offline`` — and with ``remote_check`` those
+  of every version. An error: a replica would wait for ever for them. (``dvc gc -w -c`` keeps
+  only the checked-out commit's bytes: the way they usually go.)
 * version tags not on the Git remote: reported; pushed with ``fix`` and ``push``. A version tag
   whose name the remote holds for another tag object (registered elsewhere first): reported
   with the repair.
@@ -55,33 +59,45 @@ from gitreg.errors import GitError, GitregError, NeedsWorkingTree
 __all__ = ["DoctorReport", "Finding", "Severity", "run"]
 
 
-def run(ctx: Context, *, fix: bool = False, remote_check: bool = False, push: bool = False) -> DoctorReport:
+def run(
+    ctx: Context, *, fix: bool = False, remote_check: bool = False, push: bool = False, offline: bool = False
+) -> DoctorReport:
     if ctx.bare:
         raise NeedsWorkingTree("doctor")
     if not fix:
-        findings, count = _checks(ctx, remote_check)
-        return _report(ctx, findings, count, fix, remote_check)
+        findings, count, looked = _checks(ctx, remote_check, offline)
+        return _report(findings, count, looked, fix, remote_check, root=str(ctx.root))
     # Taking the lock rewrites its note and releasing it clears it: a stale note is read first.
     stale = [f for f in check_lock(ctx, False) if f.check == "stale-lock"]
     with ctx.lock():  # no registration runs while we repair (a dead one holds no lock)
-        first, _ = _checks(ctx, remote_check, lock_held=True)
+        first, _, _ = _checks(ctx, remote_check, offline, lock_held=True)
         fixed = stale + [f for f in first if f.fixable and _repair(ctx, f, push)]
         ctx.invalidate()
-        findings, count = _checks(ctx, remote_check, lock_held=True)
+        findings, count, looked = _checks(ctx, remote_check, offline, lock_held=True)
     for f in fixed:
         f.fixed = True
-    return _report(ctx, [*fixed, *findings], count, fix, remote_check)
+    return _report([*fixed, *findings], count, looked, fix, remote_check, root=str(ctx.root))
 
 
-def _report(ctx: Context, findings: list[Finding], count: int, fix: bool, remote_check: bool) -> DoctorReport:
+def _report(
+    findings: list[Finding], count: int, looked: int, fix: bool, remote_check: bool, *, root: str
+) -> DoctorReport:
     ok = not any(not f.fixed and f.severity != "info" for f in findings)
     return DoctorReport(
-        root=str(ctx.root), ok=ok, fix=fix, remote_check=remote_check, versions=count, findings=findings
+        root=root,
+        ok=ok,
+        fix=fix,
+        remote_check=remote_check,
+        versions=count,
+        bytes_checked=looked,
+        findings=findings,
     )
 
 
 # -- checks -------------------------------------------------------------------------------------
-def _checks(ctx: Context, remote_check: bool, lock_held: bool = False) -> tuple[list[Finding], int]:
+def _checks(
+    ctx: Context, remote_check: bool, offline: bool, lock_held: bool = False
+) -> tuple[list[Finding], int, int]:
     out: list[Finding] = []
     out += check_journal(ctx, lock_held)
     out += check_manifest_journal(ctx, lock_held)
@@ -91,12 +107,12 @@ def _checks(ctx: Context, remote_check: bool, lock_held: bool = False) -> tuple[
     out += check_temp_files(ctx)
     out += check_untagged_commits(ctx)
     out += check_manifest(ctx)
-    tag_findings, count = check_tags(ctx, remote_check)
+    tag_findings, count, looked = check_tags(ctx, remote_check, offline)
     out += tag_findings
     out += check_notes(ctx)
     # A tag that is no version has its one finding above: its being unpushed is not another.
     out += check_remote_tags(ctx, skip={f.subject for f in tag_findings if f.check in ("tag", "pointer")})
-    return out, count
+    return out, count, looked
 
 
 # -- repairs ------------------------------------------------------------------------------------

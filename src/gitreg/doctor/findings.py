@@ -23,8 +23,9 @@ class DoctorReport(BaseModel):
     root: str
     ok: bool  # no error or warning remains
     fix: bool
-    remote_check: bool
+    remote_check: bool  # every version's bytes looked for on the DVC remote, not only the staged
     versions: int = 0
+    bytes_checked: int = 0  # versions whose bytes were looked for on the DVC remote
     findings: list[Finding] = Field(default_factory=list)
 
     @property

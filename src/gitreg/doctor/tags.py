@@ -6,15 +6,20 @@ from gitreg.catalog import Candidate, whole_problems
 from gitreg.context import Context
 from gitreg.doctor.findings import Finding
 from gitreg.errors import GitregError
+from gitreg.manifest import Manifest
 from gitreg.metadata import TagSummary, parse_tag_block, parse_validation_note
 from gitreg.store import METADATA_FILE
 from gitreg.versions import is_version
 
 
-def check_tags(ctx: Context, remote_check: bool) -> tuple[list[Finding], int]:
+def check_tags(ctx: Context, remote_check: bool, offline: bool = False) -> tuple[list[Finding], int, int]:
     """One finding per version-named tag that is not a whole version (foreign: lightweight or
     without a gitreg block; broken: a block out of bounds, on no commit, or on a commit without
-    the model's files), then the whole versions' bytes on the DVC remote."""
+    the model's files), then the whole versions' bytes on the DVC remote: by default those of
+    every version holding a stage (production, staging, a canary: what a replica would pull;
+    one existence query, no bytes read), with ``remote_check`` those of every version, with
+    ``offline`` none. Returns the findings, the whole versions and the versions whose bytes
+    were looked for."""
     from gitreg.store import DvcStore
 
     out: list[Finding] = []
@@ -83,7 +88,12 @@ def check_tags(ctx: Context, remote_check: bool) -> tuple[list[Finding], int]:
             if f.path != METADATA_FILE:
                 md5s.setdefault(f.md5, []).append((name, f.path))
     whole = len(summaries) - sum(1 for name in summaries if problems.get(name, ""))
-    if remote_check and md5s:
+    if not remote_check:
+        staged = set() if offline or manifest is None else _staged(manifest, summaries)
+        md5s = {m: [(v, p) for v, p in at if v in staged] for m, at in md5s.items()}
+        md5s = {m: at for m, at in md5s.items() if at}
+    looked = len({v for at in md5s.values() for v, _ in at})
+    if md5s:
         try:
             present = DvcStore(ctx.root).remote_objects(md5s)
         except GitregError as e:
@@ -100,14 +110,32 @@ def check_tags(ctx: Context, remote_check: bool) -> tuple[list[Finding], int]:
                         message=f"{version}: {path} ({md5}) is not on the DVC remote"
                         + (" (archived: cleanup may have removed it)" if gone_by_cleanup else ""),
                         subject=version,
-                        hint=None if gone_by_cleanup else "push it from a clone that has it: dvc push",
+                        hint=None if gone_by_cleanup else _MISSING_HINT,
                     )
                 )
-    return out, whole
+    return out, whole, looked
+
+
+# `dvc gc -w -c` keeps only the checked-out commit's bytes: the usual way they go missing.
+_MISSING_HINT = (
+    "push it from a clone that has it (dvc push -r REMOTE --all-tags), or re-register the bundle; "
+    "free space with `gitreg cleanup`, never `dvc gc -w -c` (`dvc gc --all-tags --all-branches -c` is safe)"
+)
+
+
+def _staged(manifest: Manifest, summaries: dict[str, TagSummary]) -> set[str]:
+    """The versions that hold a stage or a canary in models.yaml (and are versions of that model)."""
+    wanted: set[tuple[str, str]] = set()
+    for name, entry in manifest.model.models.items():
+        wanted |= {(name, v) for v in entry.stages.values()}
+        if entry.canary is not None:
+            wanted.add((name, entry.canary.version))
+    return {v for v, s in summaries.items() if (s.model, v) in wanted}
 
 
 def check_notes(ctx: Context) -> list[Finding]:
     out = []
+    ctx.sync_notes()
     for obj, text in ctx.git.notes().items():
         if parse_validation_note(text) is None:
             out.append(

@@ -28,7 +28,15 @@ from typing import Any
 
 from gitreg import manifest as mf
 from gitreg import policy as load_policy
-from gitreg.errors import CacheFull, DigestMismatch, GitregError, MetadataError, Rejected, VersionNotFound
+from gitreg.errors import (
+    CacheFull,
+    DigestMismatch,
+    GitregError,
+    MetadataError,
+    Rejected,
+    StorageError,
+    VersionNotFound,
+)
 from gitreg.gitrepo import GitRepo
 from gitreg.serve.cache import BundleCache
 from gitreg.serve.config import AgentConfig
@@ -302,6 +310,8 @@ class Agent:
             raise Rejected(
                 f"{version} is not served: {reason}", "fix the bundle and change models.yaml"
             ) from None
+        except StorageError as e:  # retried on every sync; /health names the version it is for
+            raise StorageError(f"{version}: {e.message}", e.hint) from None
 
     # -- loading one version -------------------------------------------------------------------
     def bundle_dir(self, files: list[Any]) -> Path:
@@ -485,13 +495,12 @@ def _check_commit(reg: Any, info: Any) -> None:
 
 def _transient(e: BaseException) -> str:
     """What /health says of a failure that is retried on every sync, in words that fit it."""
-    from gitreg.errors import StorageError
-
     if isinstance(e, StorageError) and "neither the DVC cache nor the remote" in e.message:
         # the remote is away as often as the bytes are gone: say both, advise nothing rash
         return (
             f"{_line(GitregError(e.message))}: retried on every sync (the DVC remote may be unreachable; "
-            "only if it is up and still lacks them were the bytes never uploaded)"
+            "if it is up, the bytes were deleted, as `dvc gc -w -c` does, or never uploaded: "
+            "`dvc push` them from a clone that has them)"
         )
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         return f"no space left on the disk ({e.filename or 'the serve cache'}); retried on every sync"

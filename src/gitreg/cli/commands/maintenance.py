@@ -41,7 +41,14 @@ def doctor(
     fix: Annotated[bool, typer.Option("--fix", help="Repair what can be repaired.")] = False,
     remote_check: Annotated[
         bool,
-        typer.Option("--remote-check", help="Also check that every pointed object is on the DVC remote."),
+        typer.Option(
+            "--remote-check",
+            help="Check that every version's bytes are on the DVC remote (by default: the staged versions').",
+        ),
+    ] = False,
+    offline: Annotated[
+        bool,
+        typer.Option("--offline", help="Do not ask the DVC remote for the staged versions' bytes."),
     ] = False,
     push: Annotated[
         bool, typer.Option("--push", help="With --fix: push version tags the Git remote lacks.")
@@ -49,10 +56,13 @@ def doctor(
     json: JsonOpt = False,
 ) -> None:
     """Check the registry repo (tags, pointers, models.yaml, notes, locks, interrupted
-    registrations and stage changes, unpushed tags); --fix repairs. Exit 1 when problems remain."""
+    registrations and stage changes, unpushed tags, the staged versions' bytes on the DVC
+    remote); --fix repairs. Exit 1 when problems remain."""
     if push and not fix:
         raise GitregError("--push needs --fix", "gitreg doctor --fix --push")
-    result = registry().doctor(fix=fix, remote_check=remote_check, push=push)
+    if offline and remote_check:
+        raise GitregError("--offline and --remote-check contradict each other", "use one of them")
+    result = registry().doctor(fix=fix, remote_check=remote_check, push=push, offline=offline)
     Output(json=json).emit(result, views.doctor_report)
     if not result.ok:
         raise typer.Exit(1)
