@@ -199,6 +199,8 @@ def versions(
     ctx.require_readable()
     tags = [t for t in ctx.git.version_tags() if t.annotated and is_version(t.name)]
     tags.sort(key=lambda t: parse_version(t.name), reverse=True)
+    if tags:
+        ctx.sync_notes()
     notes = ctx.git.notes() if tags else {}
     parsed = {t.name: parse_tag_message(t.message) for t in tags}
     candidates = [
@@ -247,6 +249,7 @@ def get(ctx: Context, version: str) -> VersionInfo:
     summary, human, problem = tag_problem(ctx, tag)
     if summary is None or problem:
         raise NotAVersion(version, problem)
+    ctx.sync_notes()
     return version_info(ctx, tag, summary, human, ctx.git.note_for(tag.object))
 
 

@@ -74,6 +74,7 @@ class Context:
         self._manifest: mf.Manifest | None = None
         # A bare repository (the deploy agent's mirror) has no working tree: root is the git dir.
         self.bare = not (self.root / ".git").exists()
+        self._notes_checked = False
 
     # -- paths -----------------------------------------------------------------------------------
     @cached_property
@@ -103,6 +104,26 @@ class Context:
     @property
     def manifest_path(self) -> Path:
         return self.root / mf.MANIFEST_FILE
+
+    # -- validation notes --------------------------------------------------------------------------
+    def sync_notes(self, refs: dict[str, str] | None = None) -> None:
+        """Before validation records are read: take in the notes the remote sent (a plain
+        ``git clone`` brings none; the first call configures the remote to, and fetches them
+        once). ``refs``: the notes refs, when the caller read them already. Once per context;
+        a bare mirror fetches ``refs/*`` itself."""
+        if self._notes_checked or self.bare:
+            return
+        self._notes_checked = True
+        self.git.notes_in_step(refs)
+
+    def fetch_notes(self) -> bool:
+        """Fetch the remote's validation notes now (a version needed validated is not, here);
+        True when new ones came in."""
+        remote = None if self.bare else self.git.remote_name()
+        if remote is None:
+            return False
+        before = self.git.note_ids()
+        return self.git.fetch_notes(remote) and self.git.note_ids() != before
 
     # -- the manifest ------------------------------------------------------------------------------
     def manifest(self) -> mf.Manifest:

@@ -59,6 +59,18 @@ _FIELDS = TAG_FIELDS  # the names benchmarks/list_whatif.py reads
 _FORMAT = TAG_FORMAT
 
 
+def _notes_fetch_glob(remote: str) -> str:
+    """The fetch refspec configured for the remote: a pattern, so that ``git fetch`` from a
+    remote without notes yet matches nothing instead of failing (an exact source must exist)."""
+    return f"+{NOTES_REF}*:refs/notes/remotes/{remote}/gitreg*"
+
+
+def _is_notes_tracking(ref: str) -> bool:
+    """``refs/notes/remotes/REMOTE/gitreg``: a remote's copy of the validation notes."""
+    parts = ref.split("/")
+    return len(parts) == 5 and parts[:3] == ["refs", "notes", "remotes"] and parts[4] == "gitreg"
+
+
 def find_root(path: Path) -> Path | None:
     """The working tree's top folder, or a bare repository's own folder; None outside Git."""
     return _probe(path)[0]
@@ -152,12 +164,17 @@ class GitRepo:
         proc = run_git(["notes", f"--ref={ref}", "show", obj], self.root, check=False)
         return proc.stdout.decode(errors="replace") if proc.returncode == 0 else None
 
-    def version_tag_ids(self) -> list[tuple[str, str]]:
-        """(name, object id) of every tag whose name starts like a version: one cheap git call
-        (no object is read: the ids key the list cache, which holds what the objects say)."""
-        out = run_git(["for-each-ref", "--format=%(refname:strip=2) %(objectname)", _TAG_GLOB], self.root)
+    def version_tag_ids(self) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        """(name, object id) of every tag whose name starts like a version, and (ref, id) of
+        every notes ref (what :meth:`notes_in_step` needs): one cheap git call (no object is
+        read: the ids key the list cache, which holds what the objects say)."""
+        out = run_git(
+            ["for-each-ref", "--format=%(refname) %(objectname)", _TAG_GLOB, "refs/notes/"], self.root
+        )
         words = out.stdout.decode(errors="replace").split()  # a ref name holds no whitespace
-        return list(zip(words[::2], words[1::2], strict=True))
+        pairs = list(zip(words[::2], words[1::2], strict=True))
+        tags = [(ref.removeprefix("refs/tags/"), oid) for ref, oid in pairs if ref.startswith("refs/tags/")]
+        return tags, {ref: oid for ref, oid in pairs if ref.startswith("refs/notes/")}
 
     def note_ids(self, ref: str = NOTES_REF) -> dict[str, str]:
         """annotated object id -> note blob id for every note under ``ref``: one git call."""
@@ -455,6 +472,82 @@ class GitRepo:
         run_git(["notes", f"--ref={ref}", "merge", "-q", "-s", "ours", tmp], self.root)
         run_git(["update-ref", "-d", tmp], self.root, check=False)
         self.push(remote, [f"{ref}:{ref}"], progress=progress)
+
+    # -- notes from the remote: a plain `git clone` fetches none ------------------------------
+    def notes_in_step(self, refs: dict[str, str] | None = None) -> None:
+        """Take in the validation notes that came from the remote: ``refs/notes/gitreg`` is
+        fast-forwarded to (or, when both moved, merged with, local notes winning) the remote's
+        copy in ``refs/notes/remotes/REMOTE/gitreg``. The first time, the remote's fetch
+        refspec is configured to bring that copy with every ``git fetch`` / ``git pull`` and it
+        is fetched once. ``refs``: the notes refs and their ids when the caller has read them
+        (:meth:`version_tag_ids`), so that nothing changed costs no git call; never raises (a
+        read command must not fail because the remote is away)."""
+        refs = self._notes_refs() if refs is None else refs
+        local = refs.get(NOTES_REF)
+        tracking = {name: oid for name, oid in refs.items() if _is_notes_tracking(name)}
+        if not tracking:
+            remote, specs = self._remote_fetch_refspecs()
+            if remote is None or _notes_fetch_glob(remote) in specs:
+                return  # no remote, or configured already (it has no notes yet)
+            run_git(["config", "--add", f"remote.{remote}.fetch", _notes_fetch_glob(remote)], self.root)
+            self.fetch_notes(remote)
+            return
+        for name, oid in sorted(tracking.items()):
+            local = self._take_notes(local, name, oid)
+
+    def fetch_notes(self, remote: str) -> bool:
+        """Fetch the remote's notes into their tracking ref now (``check`` and ``promote`` do
+        when a version they need validated is not, here) and take them in; False when the
+        remote is away or has no notes."""
+        ref = self._notes_refspec(remote).split(":", 1)[1]
+        # A plain git process, not GitPython: `gitreg list` on a fresh clone pays no import.
+        fetched = run_git(["fetch", "-q", remote, self._notes_refspec(remote)], self.root, check=False)
+        if fetched.returncode != 0:
+            return False  # away, or no notes there yet
+        theirs = self._notes_refs().get(ref)
+        if theirs is None:
+            return False
+        self._take_notes(self._notes_refs().get(NOTES_REF), ref, theirs)
+        return True
+
+    @staticmethod
+    def _notes_refspec(remote: str) -> str:
+        return f"+{NOTES_REF}:refs/notes/remotes/{remote}/gitreg"
+
+    def _notes_refs(self) -> dict[str, str]:
+        fmt = "--format=%(refname) %(objectname)"
+        proc = run_git(["for-each-ref", fmt, "refs/notes/"], self.root, check=False)
+        words = proc.stdout.decode(errors="replace").split()
+        return dict(zip(words[::2], words[1::2], strict=True)) if proc.returncode == 0 else {}
+
+    def _remote_fetch_refspecs(self) -> tuple[str | None, list[str]]:
+        """The remote :meth:`remote_name` picks and its fetch refspecs: one git call."""
+        proc = run_git(["config", "--get-regexp", r"^remote\..*\.(url|fetch)$"], self.root, check=False)
+        specs: dict[str, list[str]] = {}
+        for line in proc.stdout.decode(errors="replace").splitlines():
+            key, _, value = line.partition(" ")
+            name, _, kind = key.removeprefix("remote.").rpartition(".")
+            specs.setdefault(name, [])
+            if kind == "fetch":
+                specs[name].append(value.strip())
+        if not specs:
+            return None, []
+        remote = "origin" if "origin" in specs else sorted(specs)[0]
+        return remote, specs[remote]
+
+    def _take_notes(self, local: str | None, ref: str, theirs: str) -> str | None:
+        """Bring ``NOTES_REF`` (at ``local``) up to ``theirs``; the new local id."""
+        if local == theirs or (local is not None and self._is_ancestor(theirs, local)):
+            return local
+        if local is None or self._is_ancestor(local, theirs):  # compare-and-swap: a racing writer wins
+            moved = run_git(["update-ref", NOTES_REF, theirs, local or ""], self.root, check=False)
+            return theirs if moved.returncode == 0 else local
+        # Both moved (a record made here, others there): merge, keeping ours where both annotate.
+        run_git(["notes", f"--ref={NOTES_REF}", "merge", "-q", "-s", "ours", ref], self.root, check=False)
+        return self.rev_parse(NOTES_REF)
+
+    def _is_ancestor(self, a: str, b: str) -> bool:
+        return run_git(["merge-base", "--is-ancestor", a, b], self.root, check=False).returncode == 0
 
     # -- branches and commits without touching the working tree -------------------------------
     def commit_file(

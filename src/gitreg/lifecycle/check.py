@@ -44,6 +44,10 @@ def check(ctx: Context, base: str | None = None, *, require_signed: bool = False
         return CheckReport(ok=False, base=base, problems=[Problem(message=e.problem, line=e.line)])
     problems: list[Problem] = []
     versions = {v.version: v for v in catalog.versions(ctx)}
+    needed = {v for e in m.model.models.values() for stage, v in e.stages.items() if stage == "production"}
+    needed |= {e.canary.version for e in m.model.models.values() if e.canary is not None}
+    if any(v in versions and versions[v].status != "validated" for v in needed) and ctx.fetch_notes():
+        versions = {v.version: v for v in catalog.versions(ctx)}  # validated on the remote since
 
     def add(model: str | None, ln: int | None, message: str) -> None:
         problems.append(Problem(model=model, line=ln, message=message))
@@ -66,8 +70,8 @@ def check(ctx: Context, base: str | None = None, *, require_signed: bool = False
             add(
                 model,
                 ln,
-                f"{model} {where}: {version} has no passing validation record "
-                f"({info.status}); run gitreg validate {version} --record",
+                f"{model} {where}: {version} has no passing validation record ({info.status}), "
+                f"here or in the Git remote's refs/notes/gitreg; run gitreg validate {version} --record",
             )
 
     for name, entry in m.model.models.items():

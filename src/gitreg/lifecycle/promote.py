@@ -43,6 +43,8 @@ def promote(
     if push and not direct:
         push = False  # the pull-request path always pushes its branch
     info = catalog.get(ctx, version)
+    if stage in ("production", "canary") and info.status != "validated" and not force and ctx.fetch_notes():
+        info = catalog.get(ctx, version)  # CI may have validated it since our last fetch
     model = info.model
     with ctx.lock():
         base_branch, base = branch_base(ctx)  # under the lock: a queued change builds on the one before

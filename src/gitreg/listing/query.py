@@ -89,7 +89,9 @@ def versions_json(
     ctx.require_readable()
     limit = max(limit, 1) if limit else None  # as versions(): a negative limit keeps one row
     path = ctx.list_cache_path()
-    live = ctx.git.version_tag_ids()
+    live, notes_refs = ctx.git.version_tag_ids()
+    if live:
+        ctx.sync_notes(notes_refs)
     note_ids = ctx.git.note_ids() if live else {}
     held = _held_stages(ctx) if live else {}
     filters = json.dumps([model, status, stage, limit])

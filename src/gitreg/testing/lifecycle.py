@@ -134,7 +134,12 @@ class Repo:
                 text=True,
                 check=False,
             ).stdout.strip(),
-            "refs": self.git("for-each-ref", "--format=%(refname) %(objectname)"),
+            # the remote's notes, fetched on a refusal that needed them, are no change of this repo's
+            "refs": "\n".join(
+                ln
+                for ln in self.git("for-each-ref", "--format=%(refname) %(objectname)").splitlines()
+                if not ln.startswith("refs/notes/remotes/")
+            ),
             "status": self.git("status", "--porcelain", "--untracked-files=all"),
             "manifest": self.manifest(),
             "worktrees": self.git("worktree", "list", "--porcelain").count("worktree "),
