@@ -26,6 +26,8 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml $(LOCK)
 	$(BIN)/python -m pip install -q -r $(LOCK)
+	@# the distribution was called gitreg before it became gitreg-ml: drop the old name's record
+	$(BIN)/python -m pip uninstall -q -y gitreg 2>/dev/null || true
 	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
@@ -50,7 +52,7 @@ lock: $(BIN)/python
 	test -x $(BIN)/uv || $(BIN)/python -m pip install -q "$$(grep -sE '^uv==' $(LOCK) || echo uv)"
 	@# uv keeps the lock's pins as preferences: show it the CPU build it pinned, not PyPI's torch
 	test ! -f $(LOCK) || sed -i 's/^torch==\([0-9.]*\)$$/torch==\1+cpu/' $(LOCK)
-	$(BIN)/uv pip compile pyproject.toml --extra dev -c constraints.txt \
+	$(BIN)/uv pip compile pyproject.toml --extra torch --extra dev -c constraints.txt \
 	  --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
 	  $(if $(WHEELS),--find-links $(WHEELS)) --custom-compile-command 'make lock' \
 	  -q -o $(LOCK)

@@ -164,6 +164,22 @@ class ManifestError(GitregError):
         self.line = line
 
 
+class MissingExtra(GitregError):
+    """``what`` needs ``package``, an optional dependency that is not installed."""
+
+    def __init__(self, package: str, what: str) -> None:
+        from gitreg.version import DIST_NAME
+
+        super().__init__(
+            f"{what} needs {package}, which is not installed",
+            f"pip install '{DIST_NAME}[{package}]' --extra-index-url https://download.pytorch.org/whl/cpu"
+            if package == "torch"
+            else f"pip install '{DIST_NAME}[{package}]'",
+        )
+        self.package = package
+        self.what = what
+
+
 class NotARegistry(GitregError):
     def __init__(self, path: str, problem: str = "is not a gitreg registry") -> None:
         super().__init__(f"{path} {problem}", "run `gitreg init` there, or pass -C PATH")
@@ -278,8 +294,9 @@ class NotValidated(GitregError):
 
     def __init__(self, version: str, status: str, stage: str = "production") -> None:
         super().__init__(
-            f"{version} has no passing validation record ({status})",
-            f"run `gitreg validate {version} --record` (CI does it on tag push), or pass --force",
+            f"{version} has no passing validation record ({status}), here or in the Git remote's notes",
+            f"CI records one on tag push (refs/notes/gitreg, fetched by gitreg); "
+            f"run `gitreg validate {version} --record`, or pass --force",
         )
         self.version = version
         self.status = status

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitreg.errors import ArchitectureError
+from gitreg.errors import ArchitectureError, MissingExtra
 from gitreg.versions import is_architecture
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -108,6 +108,14 @@ def refusal(
     )
 
 
+def require_torch(what: str) -> None:
+    """Raise :class:`MissingExtra` unless torch can be imported (found, not imported: cheap)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise MissingExtra("torch", what)
+
+
 def check_policy(
     path: Path,
     input_shape: list[int] | None,
@@ -126,6 +134,7 @@ def check_policy(
     (``memory_mb``), file writes and core dumps before it reads the policy, and it is killed
     (with anything it started) after ``timeout_s``. ``architectures`` is the allow-list for a
     state dict's ``architecture``; ``allow_torchscript=False`` refuses TorchScript unread."""
+    require_torch("loading a policy")
     kind = policy_format(Path(path))
     refused = refusal(
         Path(path),

@@ -37,6 +37,7 @@ def validate(
     from gitreg.store import METADATA_FILE, policy_file
     from gitreg.version import __version__
 
+    sandbox.require_torch("gitreg validate")  # before any byte is fetched
     for spec in allow_architectures:
         if not is_architecture(spec):
             raise BadArchitectureName(spec)

@@ -1,9 +1,13 @@
 """The CI templates `gitreg init` writes, tested for real.
 
-Both files are parsed; their triggers are checked against version names; then the commands of
-each job are run in a fresh clone of a registry's bare remote with the environment variables
-the CI system would set (GitHub's `${{ … }}` expressions are expanded here; shell variables
-by bash, as the runner does). Only `pip install` is skipped: the venv's gitreg stands in.
+Both files are parsed and checked against the CI systems' own schemas (check-jsonschema's
+vendored GitHub-workflow and GitLab-CI schemas) and every shell step through shellcheck, as
+actionlint would; their triggers are checked against version names; then the commands of each
+job are run in a fresh clone of a registry's bare remote with the environment variables the CI
+system would set (GitHub's `${{ … }}` expressions are expanded here; shell variables by bash,
+as the runner does) — the `pip install` lines too, in a fresh venv, with the requirement the
+template wrote (a wheel of this gitreg stands in for the package index, the machine's torch
+wheel for torch's CPU index, which this machine cannot reach).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +25,10 @@ import pytest
 from ruamel.yaml import YAML
 
 from gitreg import templates
-from gitreg.testing.cli import GITREG, run_cli
+from gitreg.testing.cli import run_cli
 from gitreg.testing.lifecycle import P1, P2, P4, Repo, direct, make_repo
 from gitreg.testing.repos import git
+from gitreg.version import DIST_NAME, __version__, install_spec
 
 VERSIONS_OK = ["v2025-07-06--18h51", "v2025-07-06--18h51-2", "v1999-12-31--23h59-10"]
 NOT_VERSIONS = ["v1.0", "release-2025", "2025-07-06--18h51", "v2025-07-06"]
@@ -87,14 +93,78 @@ def test_gitlab_rules_match_version_tags_and_merge_requests_touching_models_yaml
     assert gitlab["variables"]["GIT_DEPTH"] == "0"
 
 
-def test_install_steps_use_the_pinned_requirement_variable(github, gitlab):
-    assert github["env"]["GITREG_PIP_SPEC"] == "${{ vars.GITREG_PIP_SPEC || 'gitreg' }}"
-    assert gitlab["variables"]["GITREG_PIP_SPEC"] == "gitreg"
-    installs = [line for _, line in github_lines(github, "validate") + github_lines(github, "check")]
-    installs += gitlab["gitreg-validate"]["script"] + gitlab["gitreg-check"]["script"]
-    pips = [line for line in installs if line.startswith("pip ")]
-    assert len(pips) == 4
-    assert all(line.startswith('pip install "$GITREG_PIP_SPEC"') for line in pips)
+def test_install_steps_pin_the_gitreg_that_wrote_them(github, gitlab):
+    spec = install_spec()
+    assert spec == f"{DIST_NAME}=={__version__}"  # an editable install: the release of that version
+    assert github["env"]["GITREG_PIP_SPEC"] == f"${{{{ vars.GITREG_PIP_SPEC || '{spec}' }}}}"
+    assert gitlab["variables"]["GITREG_PIP_SPEC"] == spec
+    assert github["env"]["TORCH_VERSION"] == gitlab["variables"]["TORCH_VERSION"] == templates.torch_release()
+    cpu = "--index-url https://download.pytorch.org/whl/cpu"
+    for validate, check in (
+        ([ln for _, ln in github_lines(github, "validate")], [ln for _, ln in github_lines(github, "check")]),
+        (gitlab["gitreg-validate"]["script"], gitlab["gitreg-check"]["script"]),
+    ):
+        pips = [ln for ln in validate if ln.startswith("pip ")]
+        assert pips == [f'pip install "torch==$TORCH_VERSION" {cpu}', 'pip install "$GITREG_PIP_SPEC"']
+        assert [ln for ln in check if ln.startswith("pip ")] == ['pip install "$GITREG_PIP_SPEC"']
+        assert not any("torch" in ln for ln in check)  # gitreg check never imports it
+        for lines in (validate, check):
+            after = lines[lines.index('pip install "$GITREG_PIP_SPEC"') + 1]
+            assert after.startswith("command -v gitreg >/dev/null ||"), after
+
+
+def test_the_spec_names_a_git_url_at_its_commit_when_installed_from_one(tmp_path, monkeypatch):
+    import sys
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    info = tmp_path / f"{DIST_NAME.replace('-', '_')}-0.3.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {DIST_NAME}\nVersion: 0.3.0\n")
+    direct = {
+        "url": "https://tok:secret@github.com/acme/gitreg.git",
+        "vcs_info": {"vcs": "git", "commit_id": sha},
+    }
+    (info / "direct_url.json").write_text(json.dumps(direct))
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    assert install_spec() == f"{DIST_NAME} @ git+https://github.com/acme/gitreg.git@{sha}"  # no credential
+    (info / "direct_url.json").write_text(json.dumps({"url": "file:///src/gitreg", "dir_info": {}}))
+    assert install_spec() == f"{DIST_NAME}==0.3.0"  # a local folder: no address CI could use
+    text = templates.read("github-workflow.yml", pip_spec="it's @ odd")
+    assert "GITREG_PIP_SPEC || 'it''s @ odd' }}" in text  # a GitHub expression literal, quoted
+
+
+def test_templates_pass_the_ci_schemas_and_shellcheck(tmp_path):
+    from check_jsonschema import main as check_jsonschema  # noqa: F401 (the tool is there)
+
+    for name, schema in (
+        ("github-workflow.yml", "vendor.github-workflows"),
+        ("gitlab-ci.yml", "vendor.gitlab-ci"),
+    ):
+        path = tmp_path / name
+        path.write_text(templates.read(name))
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema", schema, str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    scripts = [
+        "\n".join(ln for _, ln in github_lines(load("github-workflow.yml"), j)) for j in ("validate", "check")
+    ]
+    gitlab = load("gitlab-ci.yml")
+    scripts += ["\n".join(gitlab[j]["script"]) for j in ("gitreg-validate", "gitreg-check")]
+    for i, script in enumerate(scripts):
+        # as actionlint does: an expression becomes a placeholder word before shellcheck reads it
+        path = tmp_path / f"step-{i}.sh"
+        path.write_text("#!/bin/bash\n" + re.sub(r"\$\{\{.+?\}\}", "EXPR", script) + "\n")
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "shellcheck"), "-s", "bash", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, f"{script}\n{proc.stdout}"
 
 
 def test_codeowners_guards_models_yaml():
@@ -136,13 +206,14 @@ def expand_github(text: str, context: dict[str, str]) -> str:
 def run_lines(
     lines: list[tuple[dict[str, str], str]], cwd: Path, env: dict[str, str]
 ) -> list[tuple[str, subprocess.CompletedProcess[str]]]:
-    """Run each command line with bash as the runner does; `pip install` is skipped."""
+    """Run each command line with bash as the runner does (``pip`` is the runner venv's)."""
     done = []
     for step_env, line in lines:
-        if line.startswith("pip install"):
-            continue
+        command = line
+        if TORCH_INDEX in line and LOCAL_TORCH:
+            command = line.replace(f" --index-url {TORCH_INDEX}", "")  # the machine's torch wheel
         proc = subprocess.run(
-            ["bash", "-e", "-c", line],
+            ["bash", "-e", "-c", command],
             cwd=cwd,
             env={**env, **step_env},
             capture_output=True,
@@ -156,9 +227,48 @@ def run_lines(
     return done
 
 
-def base_env(tmp_path: Path) -> dict[str, str]:
+TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+LOCAL_TORCH = bool(list(Path("/opt/wheels").glob("torch-*.whl")))  # pip's find-links names it
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory) -> Path:
+    """The runner's Python: a fresh venv with nothing installed, the package index holding a
+    wheel of this gitreg (pip finds it through PIP_FIND_LINKS), the lock as pip's constraints."""
+    base = tmp_path_factory.mktemp("runner")
+    wheels = base / "wheels"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    return venv
+
+
+def base_env(tmp_path: Path, runner: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env["PATH"] = f"{Path(GITREG).parent}{os.pathsep}{env['PATH']}"  # the venv's gitreg
+    # pip and, once installed, gitreg: the runner's alone (no other gitreg on PATH)
+    rest = [d for d in env["PATH"].split(os.pathsep) if d and not (Path(d) / "gitreg").exists()]
+    env["PATH"] = os.pathsep.join([str(runner / "bin"), *rest])
+    wheels = runner.parent / "wheels"
+    env["PIP_FIND_LINKS"] = " ".join(str(p) for p in (wheels, Path("/opt/wheels")) if p.is_dir())
+    env["PIP_CONSTRAINT"] = str(ROOT / "requirements" / "lock.txt")
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env.pop("VIRTUAL_ENV", None)
     for key in [k for k in env if k.startswith(("GITHUB_", "CI_", "GITLAB_"))]:
         del env[key]
     env["CI"] = "true"
@@ -238,11 +348,11 @@ def mr_checkout(repo: Repo, dest: Path, branch: str, full: bool) -> Path:
 
 
 @pytest.mark.slow
-def test_github_tag_job_validates_records_and_pushes_the_note(repo: Repo, github, tmp_path):
+def test_github_tag_job_validates_records_and_pushes_the_note(repo: Repo, github, tmp_path, runner):
     assert notes_on(repo.remote, P4) is None
     before = {v: notes_on(repo.remote, v) for v in (P1, P2)}
     ci = tag_checkout(repo, tmp_path / "gh-tag", P4, full=True)
-    env = base_env(tmp_path) | {
+    env = base_env(tmp_path, runner) | {
         "GITHUB_ACTIONS": "true",
         "GITHUB_EVENT_NAME": "push",
         "GITHUB_REF": f"refs/tags/{P4}",
@@ -254,7 +364,7 @@ def test_github_tag_job_validates_records_and_pushes_the_note(repo: Repo, github
 
     done = github_job(github, "validate", context, ci, env)
 
-    assert_all_ok(done, ['gitreg validate "$GITHUB_REF_NAME" --record --push'])
+    assert_all_ok(done, ["gitreg --version", 'gitreg validate "$GITHUB_REF_NAME" --record --push'])
     record = notes_on(repo.remote, P4)
     assert record is not None and record["passed"] is True and record["version"] == P4
     assert {v: notes_on(repo.remote, v) for v in (P1, P2)} == before  # earlier records kept
@@ -266,9 +376,9 @@ def test_github_tag_job_validates_records_and_pushes_the_note(repo: Repo, github
 
 
 @pytest.mark.slow
-def test_gitlab_tag_job_validates_records_and_pushes_the_note(repo: Repo, gitlab, tmp_path):
+def test_gitlab_tag_job_validates_records_and_pushes_the_note(repo: Repo, gitlab, tmp_path, runner):
     ci = tag_checkout(repo, tmp_path / "gl-tag", P4, full=False)
-    env = base_env(tmp_path) | {
+    env = base_env(tmp_path, runner) | {
         "GITLAB_CI": "true",
         "CI_PIPELINE_SOURCE": "push",
         "CI_COMMIT_TAG": P4,
@@ -278,14 +388,16 @@ def test_gitlab_tag_job_validates_records_and_pushes_the_note(repo: Repo, gitlab
         "CI_PROJECT_DIR": str(ci),
     }
     done = gitlab_job(gitlab, "gitreg-validate", ci, env)
-    assert_all_ok(done, ['gitreg validate "$CI_COMMIT_TAG" --record --push'])
+    assert_all_ok(done, ["gitreg --version", 'gitreg validate "$CI_COMMIT_TAG" --record --push'])
     record = notes_on(repo.remote, P4)
     assert record is not None and record["passed"] is True
     assert notes_on(repo.remote, P1) is not None  # the other records survived the push
 
 
-def github_pr_env(tmp_path: Path, ci: Path, branch: str) -> tuple[dict[str, str], dict[str, str]]:
-    env = base_env(tmp_path) | {
+def github_pr_env(
+    tmp_path: Path, runner: Path, ci: Path, branch: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    env = base_env(tmp_path, runner) | {
         "GITHUB_ACTIONS": "true",
         "GITHUB_EVENT_NAME": "pull_request",
         "GITHUB_REF": "refs/pull/7/merge",
@@ -297,8 +409,8 @@ def github_pr_env(tmp_path: Path, ci: Path, branch: str) -> tuple[dict[str, str]
     return env, context
 
 
-def gitlab_mr_env(tmp_path: Path, ci: Path, branch: str) -> dict[str, str]:
-    return base_env(tmp_path) | {
+def gitlab_mr_env(tmp_path: Path, runner: Path, ci: Path, branch: str) -> dict[str, str]:
+    return base_env(tmp_path, runner) | {
         "GITLAB_CI": "true",
         "CI_PIPELINE_SOURCE": "merge_request_event",
         "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
@@ -311,29 +423,32 @@ def gitlab_mr_env(tmp_path: Path, ci: Path, branch: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_pull_request_jobs_pass_a_good_promotion(repo: Repo, github, gitlab, tmp_path):
+def test_pull_request_jobs_pass_a_good_promotion(repo: Repo, github, gitlab, tmp_path, runner):
     direct(repo, P1, "production")
     repo.push_all()
     assert run_cli("promote", P2, "production", cwd=repo.path).returncode == 0
     branch = f"gitreg/policy-production-{P2}"
 
     gh_ci = mr_checkout(repo, tmp_path / "gh-pr", branch, full=True)
-    # what actions/checkout gives lacks the validation records: the template's fetch matters
-    assert run_cli("check", "--base", "origin/main", cwd=gh_ci).returncode == 1
-    env, context = github_pr_env(tmp_path, gh_ci, branch)
+    # what actions/checkout gives lacks the validation records: gitreg check fetches them itself
+    assert git(gh_ci, "for-each-ref", "refs/notes/") == ""
+    assert run_cli("check", "--base", "origin/main", cwd=gh_ci).returncode == 0
+    env, context = github_pr_env(tmp_path, runner, gh_ci, branch)
     done = github_job(github, "check", context, gh_ci, env)
-    assert_all_ok(done, ['gitreg check --base "origin/main"'])
+    assert_all_ok(done, ["gitreg --version", 'gitreg check --base "origin/main"'])
     assert "models.yaml: ok" in done[-1][1].stdout
     assert "::error" not in done[-1][1].stdout
 
     gl_ci = mr_checkout(repo, tmp_path / "gl-mr", branch, full=False)
-    done = gitlab_job(gitlab, "gitreg-check", gl_ci, gitlab_mr_env(tmp_path, gl_ci, branch))
-    assert_all_ok(done, ['gitreg check --base "origin/$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"'])
+    done = gitlab_job(gitlab, "gitreg-check", gl_ci, gitlab_mr_env(tmp_path, runner, gl_ci, branch))
+    assert_all_ok(
+        done, ["gitreg --version", 'gitreg check --base "origin/$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"']
+    )
     assert "models.yaml: ok" in done[-1][1].stdout
 
 
 @pytest.mark.slow
-def test_pull_request_jobs_fail_a_bad_manifest_with_annotations(repo: Repo, github, gitlab, tmp_path):
+def test_pull_request_jobs_fail_a_bad_manifest_with_annotations(repo: Repo, github, gitlab, tmp_path, runner):
     direct(repo, P1, "production")
     repo.push_all()
     # an unvalidated version forced into production, and staging moved in the same PR
@@ -346,7 +461,7 @@ def test_pull_request_jobs_fail_a_bad_manifest_with_annotations(repo: Repo, gith
     line = next(i for i, ln in enumerate(text.splitlines(), 1) if f"production: {P4}" in ln)
 
     gh_ci = mr_checkout(repo, tmp_path / "gh-pr", branch, full=True)
-    env, context = github_pr_env(tmp_path, gh_ci, branch)
+    env, context = github_pr_env(tmp_path, runner, gh_ci, branch)
     done = github_job(github, "check", context, gh_ci, env)
     last_line, proc = done[-1]
     assert last_line == 'gitreg check --base "origin/main"'
@@ -358,7 +473,7 @@ def test_pull_request_jobs_fail_a_bad_manifest_with_annotations(repo: Repo, gith
     assert any("2 stages change in one pull request" in a for a in annotations)
 
     gl_ci = mr_checkout(repo, tmp_path / "gl-mr", branch, full=False)
-    done = gitlab_job(gitlab, "gitreg-check", gl_ci, gitlab_mr_env(tmp_path, gl_ci, branch))
+    done = gitlab_job(gitlab, "gitreg-check", gl_ci, gitlab_mr_env(tmp_path, runner, gl_ci, branch))
     last_line, proc = done[-1]
     assert last_line.startswith("gitreg check")
     assert proc.returncode == 1
@@ -372,3 +487,66 @@ def test_init_writes_the_templates_it_ships(repo: Repo):
         "github-workflow.yml"
     )
     assert (repo.path / "CODEOWNERS").read_text() == templates.read("CODEOWNERS")
+
+
+@pytest.mark.slow
+def test_a_spec_that_provides_no_gitreg_command_fails_the_job_at_once(repo: Repo, github, gitlab, tmp_path):
+    """GITREG_PIP_SPEC set to a package without the command (as the unrelated "gitreg" on PyPI
+    is): the job stops right after the install, with a message naming the variable."""
+    venv = tmp_path / "bare-runner"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    branch = "main"
+    gh_ci = mr_checkout(repo, tmp_path / "gh-pr", branch, full=True)
+    env, context = github_pr_env(tmp_path, venv, gh_ci, branch)
+    context["vars.GITREG_PIP_SPEC"] = "idna"  # installs, but no `gitreg`
+    done = github_job(github, "check", context, gh_ci, env)
+    line, proc = done[-1]
+    assert line.startswith("command -v gitreg") and proc.returncode == 1
+    assert "::error::GITREG_PIP_SPEC=idna installed no gitreg command" in proc.stdout
+    assert not any(ln.startswith("gitreg ") for ln, _ in done)
+
+    gl_ci = mr_checkout(repo, tmp_path / "gl-mr", branch, full=False)
+    done = gitlab_job(
+        gitlab,
+        "gitreg-check",
+        gl_ci,
+        gitlab_mr_env(tmp_path, venv, gl_ci, branch) | {"GITREG_PIP_SPEC": "idna"},
+    )
+    line, proc = done[-1]
+    assert line.startswith("command -v gitreg") and proc.returncode == 1
+    assert "GITREG_PIP_SPEC=idna installed no gitreg command" in proc.stderr
+
+
+@pytest.mark.slow
+def test_without_torch_the_read_and_lifecycle_commands_work_and_validate_says_what_to_install(
+    repo: Repo, tmp_path, runner
+):
+    """`pip install gitreg-ml` alone (no torch extra): list, show, history, check and promote
+    work; validate and serve stop with one line naming the extra."""
+    venv = tmp_path / "no-torch"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = base_env(tmp_path, runner)
+    env["PATH"] = os.pathsep.join([str(venv / "bin"), *env["PATH"].split(os.pathsep)[1:]])
+    pip = subprocess.run(
+        ["pip", "install", "-q", install_spec()], env=env, capture_output=True, text=True, check=False
+    )
+    assert pip.returncode == 0, pip.stderr
+    assert subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import torch"], capture_output=True, check=False
+    ).returncode
+    gitreg = str(venv / "bin" / "gitreg")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [gitreg, "-C", str(repo.path), *args], env=env, capture_output=True, text=True, check=False
+        )
+
+    for args in (["list"], ["show", P1], ["history"], ["check"], ["promote", P2, "staging", "--direct"]):
+        proc = run(*args)
+        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+    assert f"staging: {P2}" in (repo.path / "models.yaml").read_text()
+    for args in (["validate", P1], ["serve", "--repo", str(repo.remote)]):
+        proc = run(*args)
+        assert proc.returncode == 1, (args, proc.stdout, proc.stderr)
+        (line,) = proc.stderr.strip().splitlines()
+        assert "needs torch, which is not installed" in line and f"pip install '{DIST_NAME}[torch]'" in line

@@ -18,6 +18,11 @@ CASES = [
     (errors.NoGitRemote("--push"), {"flag": "--push"}, "no Git remote"),
     (errors.ArchitectureError("architecture 'a:B' is bad", "a:B"), {"spec": "a:B"}, "'a:B' is bad"),
     (errors.DetachedHead(), {}, "HEAD is detached"),
+    (
+        errors.MissingExtra("torch", "gitreg validate"),
+        {"package": "torch", "what": "gitreg validate"},
+        "gitreg validate needs torch, which is not installed",
+    ),
     (errors.NoCommits(), {}, "no commits yet"),
     (errors.UnknownStatus("bogus", ("a", "b")), {"status": "bogus", "allowed": ("a", "b")}, "'bogus'"),
     (errors.UnknownCISystem("jenkins"), {"ci": "jenkins"}, "'jenkins'"),

@@ -136,6 +136,9 @@ def serve(
     json: Annotated[bool, typer.Option("--json", help="Log JSON lines (for log collectors).")] = False,
 ) -> None:
     """Serve the production (and canary) version of each model; follow models.yaml and hot-swap."""
+    from gitreg.sandbox import require_torch
+
+    require_torch("gitreg serve")  # before binding the port: a replica without torch never serves
     trust_signers(allowed_signers)
     from gitreg.serve import AgentConfig, ServeOptions, ServerConfig, run_server
     from gitreg.serve.slots import Thresholds
