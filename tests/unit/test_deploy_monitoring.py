@@ -1,11 +1,12 @@
-"""deploy/prometheus against the code: the alert rules pass `promtool check rules` and their own
-`promtool test rules` unit tests (every alert tested firing and quiet), and every metric the
-rules query is one that `gitreg serve` exports (its metrics registry), so they cannot drift
-from the code. promtool comes from Debian's `prometheus`
+"""deploy/prometheus and deploy/grafana against the code: the alert rules pass `promtool check
+rules` and their own `promtool test rules` unit tests (every alert tested firing and quiet), and
+every metric the rules and the dashboard query is one that `gitreg serve` exports (its metrics
+registry), so neither can drift from the code. promtool comes from Debian's `prometheus`
 package (.ci/run installs it); without it these tests skip, except under CI, where they fail."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,7 +20,10 @@ from ruamel.yaml import YAML
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 RULES = DEPLOY / "prometheus" / "gitreg-alerts.yml"
 RULE_TESTS = DEPLOY / "prometheus" / "gitreg-alerts.test.yml"
+DASHBOARD = DEPLOY / "grafana" / "gitreg-serve.json"
 PROMETHEUS_SERIES = {"up"}  # what Prometheus itself records per target
+# Grafana's variables, as Grafana substitutes them, to hand a dashboard query to promtool
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$instance": ".*", "$model": ".*"}
 
 # -- PromQL: the metric names an expression reads ----------------------------------------------------
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless"}
@@ -139,3 +143,70 @@ def test_the_alert_rules_read_only_metrics_gitreg_serve_exports() -> None:
     assert used, "no metric found in the rules: the parser is broken"
     assert not used - known, f"the rules read metrics nothing exports: {sorted(used - known)}"
     assert {"gitreg_wanted_version_info", "gitreg_rejected_version_info"} <= used
+
+
+# -- the dashboard ---------------------------------------------------------------------------------
+def dashboard() -> dict[str, Any]:
+    return dict(json.loads(DASHBOARD.read_text()))
+
+
+def dashboard_queries(d: dict[str, Any]) -> list[str]:
+    """Every panel target's PromQL, and the metric each `label_values(metric, label)` variable reads."""
+    exprs = [t["expr"] for p in d["panels"] for t in p.get("targets", [])]
+    for var in d["templating"]["list"]:
+        query = var.get("query")
+        text = query.get("query", "") if isinstance(query, dict) else ""
+        m = re.fullmatch(r"label_values\((.+),\s*\w+\)", text.strip())
+        if var["type"] == "query":
+            assert m, f"variable {var['name']}: not a label_values(metric, label) query: {text!r}"
+            exprs.append(m.group(1))
+    return exprs
+
+
+def test_the_dashboard_is_valid_with_unique_panel_ids_and_a_datasource_variable() -> None:
+    d = dashboard()
+    assert d["uid"] and d["title"] and d["schemaVersion"] >= 36
+    ids = [p["id"] for p in d["panels"]]
+    assert len(ids) == len(set(ids)), f"duplicate panel ids: {ids}"
+    variables = {v["name"]: v for v in d["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    for p in d["panels"]:
+        sources = [p["datasource"], *(t["datasource"] for t in p["targets"])]
+        assert all(s == {"type": "prometheus", "uid": "${datasource}"} for s in sources), p["title"]
+        assert p["targets"] and all(t["expr"].strip() for t in p["targets"]), p["title"]
+        assert {"x", "y", "w", "h"} <= set(p["gridPos"]), p["title"]
+    titles = " | ".join(p["title"].lower() for p in d["panels"])
+    for wanted in (
+        "request rate",
+        "error rate",
+        "p99",
+        "served version",
+        "sync",
+        "fallback",
+        "rejected",
+        "swap",
+    ):
+        assert wanted in titles, f"no panel for {wanted}: {titles}"
+
+
+def test_the_dashboard_queries_only_metrics_gitreg_serve_exports() -> None:
+    known = exported_names() | PROMETHEUS_SERIES
+    used = {name for expr in dashboard_queries(dashboard()) for name in metric_names(expr)}
+    assert len(used) >= 8, used
+    assert not used - known, f"the dashboard queries metrics nothing exports: {sorted(used - known)}"
+
+
+def test_promtool_parses_every_dashboard_query(tmp_path: Path) -> None:
+    """Each query, with Grafana's variables substituted, as a recording rule: promtool parses it."""
+    rules = []
+    for i, query in enumerate(dashboard_queries(dashboard())):
+        expr = query
+        for var, value in sorted(GRAFANA_VARIABLES.items(), key=lambda kv: -len(kv[0])):
+            expr = expr.replace(var, value)
+        assert "$" not in expr, f"a Grafana variable this test does not know: {expr}"
+        rules.append({"record": f"dashboard:query_{i}", "expr": expr})
+    path = tmp_path / "dashboard-queries.yml"
+    path.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))  # JSON is YAML
+    r = run_promtool("check", "rules", path.name, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
