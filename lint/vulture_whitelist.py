@@ -19,6 +19,7 @@ _.prometheus
 _.v2_model
 _.v2_model_version
 _.webhook
+_.docs
 
 # pydantic: model_config is read by the metaclass; validators are registered by decorator;
 # fields that only leave as JSON (model_dump) are read by the serializer

@@ -522,6 +522,59 @@ def test_sync_does_not_retake_a_fallen_back_version_until_its_model_entry_change
     assert s.production.version == V2 and agent.loads[:3] == [V1, V2, V2]
 
 
+def info_samples(agent: Agent, name: str) -> set[tuple[tuple[str, str], ...]]:
+    """The label sets of the samples of one info metric (value 1) on the agent's registry."""
+    return {
+        tuple(sorted(sample.labels.items()))
+        for family in agent.metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == name and sample.value == 1
+    }
+
+
+def test_sync_publishes_wanted_and_refused_versions_apart_from_fallbacks(tmp_path):
+    remote = ManifestRemote(tmp_path)
+    agent = FakeAgent(
+        tmp_path / "cache", {V2: DigestMismatch("policy.pt", "a" * 32, "b" * 32)}, str(remote.bare)
+    )
+    agent.config.thresholds = Thresholds(max_error_rate=0.1, max_p99_ms=1000, min_requests=3, window=10)
+    wanted = lambda: info_samples(agent, "gitreg_wanted_version_info")  # noqa: E731
+    refused = lambda: info_samples(agent, "gitreg_rejected_version_info")  # noqa: E731
+    assert "gitreg_fallbacks_total{" not in client(agent).get("/metrics").text  # no model yet
+    remote.publish(V1)
+    agent.sync_once()
+    assert wanted() == {(("model", "policy"), ("role", "production"), ("version", V1))}
+    assert refused() == set()
+    text = client(agent).get("/metrics").text  # at 0 before any fallback: the first is an increase
+    for role in ("production", "canary"):
+        assert f'gitreg_fallbacks_total{{model="policy",role="{role}"}} 0.0' in text
+
+    remote.publish(V1, canary=(V2, 10))  # the canary is refused: wanted, not served
+    agent.sync_once()
+    assert wanted() == {
+        (("model", "policy"), ("role", "production"), ("version", V1)),
+        (("model", "policy"), ("role", "canary"), ("version", V2)),
+    }
+    assert refused() == {(("model", "policy"), ("version", V2))}
+    served = info_samples(agent, "gitreg_served_version_info")
+    assert wanted() - served == {(("model", "policy"), ("role", "canary"), ("version", V2))}
+
+    del agent.failures[V2]
+    remote.publish(V3, canary=(V2, 10))  # the entry changed: V2 is tried again, and taken
+    agent.sync_once()
+    assert refused() == set() and wanted() <= info_samples(agent, "gitreg_served_version_info")
+    s = agent.slots["policy"]
+    for _ in range(3):  # V3 falls back to V1: rejected in /health, but not refused at load
+        s.record(s.production, False, 0.01)
+    assert s.production.version == V1 and V3 in s.rejected
+    agent.sync_once()
+    assert refused() == set()
+    assert (("model", "policy"), ("role", "production"), ("version", V3)) in wanted()
+    assert (("model", "policy"), ("role", "production"), ("version", V3)) not in info_samples(
+        agent, "gitreg_served_version_info"
+    )
+
+
 # -- HTTP endpoints ---------------------------------------------------------------------------------
 def make_agent(tmp: Path, *versions: Served, canary: Served | None = None, traffic: float = 0) -> Agent:
     agent = Agent(AgentConfig(repo="https://user:pw@git.example.com/reg.git", cache=tmp, seed=1))
@@ -785,7 +838,10 @@ def test_a_failing_new_version_falls_back_over_http(tmp_path):
     assert 'gitreg_fallbacks_total{model="policy",role="production"} 1.0' in text
     assert f'gitreg_requests_total{{model="policy",outcome="error",version="{V2}"}} 5.0' in text
     assert f'gitreg_served_version_info{{model="policy",role="production",version="{V1}"}} 1.0' in text
-    assert f'role="production",version="{V2}"' not in text.split("gitreg_served_version_info", 1)[1]
+    served_lines = [line for line in text.splitlines() if line.startswith("gitreg_served_version_info{")]
+    assert served_lines and not [line for line in served_lines if f'role="production",version="{V2}"' in line]
+    # still wanted (models.yaml says V2), so a served-is-not-wanted alert can see the difference
+    assert f'gitreg_wanted_version_info{{model="policy",role="production",version="{V2}"}} 1.0' in text
 
 
 def on_event_loop() -> bool:

@@ -461,6 +461,7 @@ def test_a_model_removed_from_models_yaml_is_unloaded_and_ready_is_200_again(
     r = server.get("/ready")
     assert r.status_code == 503 and r.json()["waiting"] == ["broken"]
     assert server.metric("gitreg_served_version_info", model="other", role="production", version=V3) == 1
+    assert server.metric("gitreg_rejected_version_info", model="broken", version=V2) == 1
 
     registry.manifest_path.write_text(before)  # the revert
     git(registry.root, "commit", "-qam", "revert: drop broken and other")
@@ -470,6 +471,9 @@ def test_a_model_removed_from_models_yaml_is_unloaded_and_ready_is_200_again(
     assert set(h["models"]) == {"policy"}, h
     assert set(server.get("/models").json()) == {"policy"}
     assert server.metric("gitreg_served_version_info", model="other", role="production", version=V3) == 0
+    info = ("gitreg_served_version_info{", "gitreg_wanted_version_info{", "gitreg_rejected_version_info{")
+    lines = [line for line in server.get("/metrics").text.splitlines() if line.startswith(info)]
+    assert lines and not [line for line in lines if 'model="broken"' in line or 'model="other"' in line]
     r = httpx.post(server.url + "/models/other/predict", json={"inputs": ROW}, timeout=30)
     assert r.status_code == 404
     assert server.predict().json()["version"] == V1

@@ -144,8 +144,16 @@ def test_broken_bundles_are_never_served(registry, remote, make_bundle, serve, d
     assert answers and {(code, v) for code, v, _ in answers} == {(200, V1)}
     assert server.metric("gitreg_load_failures_total", model="policy") >= 3
     assert server.metric("gitreg_served_version_info", model="policy", role="production", version=V1) == 1
-    for bad in reasons:
-        assert f'version="{bad}"' not in server.get("/metrics").text
+    text = server.get("/metrics").text
+    for bad in reasons:  # never served, never answered: only wanted and refused name them
+        named = [line for line in text.splitlines() if f'version="{bad}"' in line]
+        assert all(
+            line.startswith(("gitreg_wanted_version_info", "gitreg_rejected_version_info")) for line in named
+        )
+    assert f'gitreg_rejected_version_info{{model="policy",version="{wrong_shape}"}} 1.0' in text
+    assert (
+        f'gitreg_wanted_version_info{{model="policy",role="production",version="{wrong_shape}"}} 1.0' in text
+    )
     assert not list((tmp_path / "cache-a").rglob(".pull-*"))  # failed pulls leave nothing behind
 
     # (10) what a server serves next to what it wants, for humans and for scripts

@@ -79,6 +79,7 @@ class Agent:
         self._thread: threading.Thread | None = None
         self._loader = loader
         self._bundle_of: dict[tuple[str, str], Path] = {}  # (model, version) -> its cached folder
+        self._refused: dict[str, set[str]] = {}  # model -> versions refused at load (not fallbacks)
         self._policy = mf.LoadPolicy()  # models.yaml's `policy:` on the followed branch
         self.cache = BundleCache(config.cache / "bundles")
         for name in config.models:
@@ -115,7 +116,12 @@ class Agent:
         return [n for n, s in self.slots.items() if s.production is None and s.canary is None]
 
     def publish(self, slot: ModelSlot) -> None:
-        """Make the served-version metric say what ``slot`` serves (after a swap or a fallback)."""
+        """Make the version metrics say what ``slot`` serves (after a swap or a fallback), what
+        models.yaml wants it to serve, and which versions it refused to load."""
+        self.metrics.set_wanted(
+            slot.name, {"production": slot.wanted_production, "canary": slot.wanted_canary}
+        )
+        self.metrics.set_rejected(slot.name, set(self._refused.get(slot.name, ())) & set(slot.rejected))
         self.metrics.set_served(
             slot.name,
             {
@@ -153,6 +159,8 @@ class Agent:
         slot = self.slots.get(name)
         if slot is None:
             slot = ModelSlot(name, self.config.thresholds, self._rng)
+            for role in ("production", "canary"):  # at 0 from the start: a first fallback is an increase
+                self.metrics.fallbacks.labels(model=name, role=role)
             # copy on write: the app iterates the dict it read while the agent changes the set
             self.slots = {**self.slots, name: slot}
         return slot
@@ -167,6 +175,9 @@ class Agent:
         for name in names:
             self._seen_entries.pop(name, None)
             self.metrics.set_served(name, {})
+            self.metrics.set_wanted(name, {})
+            self.metrics.set_rejected(name, set())
+            self._refused.pop(name, None)
             log.info(
                 "%s: no longer in models.yaml on %s: unloaded", name, self.config.branch,
                 extra={"event": "unloaded", "model": name},
@@ -226,6 +237,7 @@ class Agent:
                 seen = (entry.model_dump() if entry else None, policy)
                 if self._seen_entries.get(name, seen) != seen:
                     slot.manifest_changed()
+                    self._refused.pop(name, None)
                 self._seen_entries[name] = seen
         self.state.commit = head
         self.state.manifest_blob = blob
@@ -242,6 +254,7 @@ class Agent:
             slot.wanted_canary = entry.canary.version if entry and entry.canary else None
             if entry is None:
                 slot.last_error = f"models.yaml on {self.config.branch} has no model {name!r}"
+                self.publish(slot)
                 continue
             try:
                 self._converge(reg, slot, entry)
@@ -307,6 +320,7 @@ class Agent:
         except (Rejected, DigestMismatch, MetadataError, VersionNotFound) as e:
             reason = e.message if isinstance(e, GitregError) else str(e)
             slot.rejected[version] = reason
+            self._refused.setdefault(slot.name, set()).add(version)
             raise Rejected(
                 f"{version} is not served: {reason}", "fix the bundle and change models.yaml"
             ) from None

@@ -1,4 +1,5 @@
-"""The HTTP side of `gitreg serve` (FastAPI): predict, health, readiness, models, metrics, webhook.
+"""The HTTP side of `gitreg serve` (FastAPI): predict, health, readiness, models, metrics, webhook,
+and /docs (Swagger UI from the swagger-ui-bundle package's files, served here: no CDN).
 
 Predictions run on the version the request was routed to; a swap never fails a request because
 the request holds its own reference to that version. A version whose forward passes take well
@@ -21,7 +22,7 @@ from time import perf_counter
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
@@ -41,6 +42,7 @@ log = logging.getLogger("gitreg.serve")
 INLINE_SECONDS = 0.0005  # a forward pass expected to take less runs on the event loop
 PARSE_INLINE_BYTES = 64 * 1024  # a larger body is parsed and checked in a worker thread
 EWMA_WEIGHT = 0.1  # of the latest forward pass in a version's running estimate
+DOCS_ASSETS = "/docs/assets"  # Swagger UI's own files (JavaScript, CSS, icons)
 
 
 class PredictRequest(BaseModel):
@@ -166,7 +168,10 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
         title="gitreg serve",
         description="Serves the production (and canary) version of each followed model from models.yaml.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's /docs loads Swagger UI from a CDN: served from local files below
+        redoc_url=None,  # ReDoc would too, and no package ships it: not served
     )
+    mount_docs(app)
 
     def authorize(authorization: str | None) -> None:
         if opts.token is None:
@@ -353,6 +358,29 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
         return {"sync": "scheduled"}
 
     return app
+
+
+def mount_docs(app: FastAPI) -> None:
+    """``GET /docs``: Swagger UI over the app's OpenAPI, every file of it served by this server
+    from the swagger-ui-bundle package (FastAPI's default page loads them from a CDN, and is
+    blank on a machine without the internet)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        root = str(request.scope.get("root_path", "")).rstrip("/")  # behind a path-prefix proxy
+        return get_swagger_ui_html(
+            openapi_url=root + (app.openapi_url or "/openapi.json"),
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no badge from validator.swagger.io
+        )
 
 
 def one_line(e: BaseException) -> str:

@@ -37,14 +37,38 @@ class Metrics:
             ["model", "version", "role"],
             registry=r,
         )
-        self._served_labels: dict[str, set[tuple[str, str, str]]] = {}
+        self.wanted = Gauge(
+            "gitreg_wanted_version_info",
+            "1 for each version models.yaml wants served (production, canary)",
+            ["model", "version", "role"],
+            registry=r,
+        )
+        self.rejected = Gauge(
+            "gitreg_rejected_version_info",
+            "1 for each version refused before serving (verification, load policy or load failed), "
+            "until models.yaml changes the model's entry",
+            ["model", "version"],
+            registry=r,
+        )
+        self._info_labels: dict[tuple[Gauge, str], set[tuple[str, ...]]] = {}  # (metric, model) -> labels
         self.last_sync = Gauge("gitreg_last_sync_timestamp_seconds", "Last successful sync", registry=r)
 
     def set_served(self, model: str, roles: dict[str, str | None]) -> None:
         """Make the info metric say exactly which versions of ``model`` are served, in which role."""
-        current = {(model, v, role) for role, v in roles.items() if v}
-        for labels in self._served_labels.get(model, set()) - current:
-            self.served.remove(*labels)
+        self._set_info(self.served, model, {(model, v, role) for role, v in roles.items() if v})
+
+    def set_wanted(self, model: str, roles: dict[str, str | None]) -> None:
+        """Make the info metric say exactly which versions of ``model`` models.yaml wants served."""
+        self._set_info(self.wanted, model, {(model, v, role) for role, v in roles.items() if v})
+
+    def set_rejected(self, model: str, versions: set[str]) -> None:
+        """Make the info metric say exactly which versions of ``model`` are refused."""
+        self._set_info(self.rejected, model, {(model, v) for v in versions})
+
+    def _set_info(self, gauge: Gauge, model: str, current: set[tuple[str, ...]]) -> None:
+        key = (gauge, model)
+        for labels in self._info_labels.get(key, set()) - current:
+            gauge.remove(*labels)
         for labels in current:
-            self.served.labels(*labels).set(1)
-        self._served_labels[model] = current
+            gauge.labels(*labels).set(1)
+        self._info_labels[key] = current
