@@ -299,3 +299,24 @@ def test_bad_names_and_a_token_given_twice_are_refused() -> None:
     env = GitAuth("T").git_env("https://h/x.git", {"GIT_CONFIG_COUNT": "1"})
     assert env["GIT_CONFIG_COUNT"] == "3" and env["GIT_CONFIG_KEY_1"] == "credential.https://h.helper"
     assert GitAuth("T").git_env("git@h:x.git", {}) == {}
+
+
+def test_gitreg_serve_refuses_a_token_given_twice_or_a_variable_unset(tmp_path: Path) -> None:
+    import sys
+
+    gitreg = Path(sys.executable).parent / "gitreg"
+    env = dict(os.environ, T="tok")
+    both = subprocess.run(
+        [str(gitreg), "serve", "--repo", "https://u:p@h.invalid/x.git", "--git-token-env", "T",
+         "--cache", str(tmp_path)],
+        capture_output=True, text=True, env=env, check=False, timeout=60,
+    )  # fmt: skip
+    assert both.returncode == 1 and "--git-token-env names a token" in both.stderr
+    assert len(both.stderr.strip().splitlines()) == 1
+    unset = subprocess.run(
+        [str(gitreg), "serve", "--repo", "https://h.invalid/x.git", "--git-token-env", "NOT_SET_HERE",
+         "--cache", str(tmp_path)],
+        capture_output=True, text=True, env=env, check=False, timeout=60,
+    )  # fmt: skip
+    assert unset.returncode == 1 and "NOT_SET_HERE is empty or unset" in unset.stderr
+    assert list(tmp_path.iterdir()) == []  # refused before anything was cloned or created
