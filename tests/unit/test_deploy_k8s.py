@@ -246,7 +246,7 @@ def test_the_image_runs_as_the_manifests_user_with_a_read_only_root() -> None:
     mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
     assert set(volumes) == mounts
     # everything gitreg serve, git and DVC write lands on a mounted (writable) path
-    for var in ("HOME", "TMPDIR", "XDG_CACHE_HOME", "DVC_SITE_CACHE_DIR"):
+    for var in ("HOME", "TMPDIR", "XDG_CACHE_HOME"):
         assert any(env[var] == m or env[var].startswith(m + "/") for m in mounts), var
     cache = json.loads(entry)[json.loads(entry).index("--cache") + 1]
     assert cache in mounts
@@ -324,3 +324,63 @@ def test_every_checkov_skip_gives_its_reason() -> None:
     for line in lines:
         check, _, reason = line.partition("#")
         assert len(reason.strip()) > 40, check
+
+
+# -- a read-only root, for real ----------------------------------------------------------------
+# In a mount namespace of its own (unshare -m, as root): every file system the test's files are
+# on is remounted read-only, then tmpfs goes where the manifest mounts emptyDirs (the image's
+# /tmp: HOME, TMPDIR; the --cache folder). A write anywhere else fails with EROFS.
+_READ_ONLY = r"""
+rw=$1 cache=$2 probe=$3; shift 3
+for m in / "$(findmnt -n -o TARGET -T "$probe")"; do mount -o remount,bind,ro "$m" || exit 96; done
+if touch "$probe/.write-probe" 2>/dev/null; then echo "the root is not read-only"; exit 97; fi
+mount -t tmpfs tmpfs "$rw" && mount -t tmpfs tmpfs "$cache" || exit 98
+exec "$@"
+"""
+
+
+def _can_remount_read_only() -> bool:
+    if shutil.which("unshare") is None or shutil.which("findmnt") is None:
+        return False
+    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", "mount -o remount,bind,ro /"]
+    return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
+
+
+@pytest.mark.slow
+def test_gitreg_serve_serves_on_a_read_only_root(
+    tmp_path: Path, registry: Any, bare_remote: Path, make_bundle: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image's environment on a read-only root with writable /tmp and cache only: the
+    agent clones, pulls from DVC (whose site cache would be /var/tmp/dvc but for gitreg serve's
+    default in its cache) and loads, and /predict answers."""
+    if not _can_remount_read_only():
+        if os.environ.get("CI"):
+            pytest.fail("CI runs as root: unshare -m and a read-only remount should work")
+        pytest.skip("needs root (a mount namespace and a read-only remount)")
+    from gitreg.testing.cli import gitreg_command
+    from gitreg.testing.repos import promote_pushed, register_pushed
+    from gitreg.testing.server import start_serve
+
+    version = register_pushed(registry, make_bundle(1), "v2025-07-01--10h00")
+    promote_pushed(registry, version)
+    rw, cache = tmp_path / "rw-tmp", tmp_path / "cache"
+    rw.mkdir()
+    cache.mkdir()
+    _, image_env, _, _ = _dockerfile()
+    env = {k: v.replace("/tmp", str(rw), 1) if v.startswith("/tmp") else v for k, v in image_env.items()}
+    monkeypatch.delenv("DVC_SITE_CACHE_DIR", raising=False)
+    command = ["unshare", "-m", "--propagation", "private", "sh", "-c", _READ_ONLY, "sh"]
+    server = start_serve(
+        bare_remote, "--threads", "1",
+        cache=cache, log=tmp_path / "serve.log", env=env, ready=False,
+        command=[*command, str(rw), str(cache), str(tmp_path), *gitreg_command()],
+    )  # fmt: skip
+    try:
+        server.wait_ready(120)
+        assert server.model()["served"] == version
+        answer = server.predict()
+        assert answer.status_code == 200 and answer.json()["version"] == version, answer.text
+    finally:
+        server.kill()
+    assert not list(cache.iterdir()) and not list(rw.iterdir())  # it all went to the tmpfs mounts
+    assert "Read-only file system" not in (tmp_path / "serve.log").read_text()

@@ -181,6 +181,9 @@ def serve(
         require_signed=require_signed,
         git_token_env=git_token_env,
     )
+    # DVC keeps per-repository state in its "site cache", /var/tmp/dvc by default (shared by
+    # every user, and read-only under a read-only root): the agent's own cache folder instead
+    os.environ.setdefault("DVC_SITE_CACHE_DIR", str(agent.cache / "dvc-site"))
     options = ServeOptions(
         token=secret(token_env, "--token-env"),
         webhook_secret=secret(webhook_secret_env, "--webhook-secret-env"),
