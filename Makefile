@@ -8,16 +8,23 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements/lock.txt
+# checkov (the security linter of deploy/) lives in a venv of its own: its pins clash with the
+# main tree's (boto3, dpath); installed by uv from its own lock, created by `make test` if missing.
+TOOLS       ?= .venv-tools
+TOOLS_LOCK  := requirements/tools-lock.txt
+TOOLS_STAMP := $(TOOLS)/.installed
 # torch's CPU build: a local wheel folder when the machine has one (pip's config names it too).
 WHEELS := $(wildcard /opt/wheels)
 
-.PHONY: demo test lint lint-imports lock bench clean help
+.PHONY: demo test lint lint-imports lock lock-tools tools bench clean help
 
 help:
 	@echo "make demo         - create $(VENV), install the lock and gitreg, run 'gitreg demo'"
 	@echo "make test         - the same venv; lint (ruff, vulture) and the whole test suite"
 	@echo "make lint-imports - check the layers contract (import-linter, [tool.importlinter])"
 	@echo "make lock         - re-resolve $(LOCK) from pyproject.toml + constraints.txt (uv)"
+	@echo "make tools        - create $(TOOLS) (checkov) from $(TOOLS_LOCK); make test does it too"
+	@echo "make lock-tools   - re-resolve $(TOOLS_LOCK) from requirements/tools.in (uv)"
 	@echo "make bench        - run the benchmarks (JSON + tables; slow)"
 
 $(BIN)/python:
@@ -31,6 +38,15 @@ $(STAMP): $(BIN)/python pyproject.toml $(LOCK)
 	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
+$(TOOLS_STAMP): $(TOOLS_LOCK) | $(STAMP)
+	rm -rf $(TOOLS)
+	$(PYTHON) -m venv --without-pip $(TOOLS)
+	echo '*' > $(TOOLS)/.gitignore
+	$(BIN)/uv pip install -q --python $(TOOLS)/bin/python -r $(TOOLS_LOCK)
+	@touch $(TOOLS_STAMP)
+
+tools: $(TOOLS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/gitreg demo
 
@@ -43,7 +59,7 @@ lint: $(STAMP)
 lint-imports: $(STAMP)
 	$(BIN)/lint-imports
 
-test: lint
+test: lint $(TOOLS_STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The lock: runtime + dev extras for CPython 3.11 on x86-64 Linux, torch resolved against its
@@ -59,10 +75,15 @@ lock: $(BIN)/python
 	sed -i 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/' $(LOCK)
 	@! grep -nEi '^(nvidia-|triton|cuda)' $(LOCK) || { echo "$(LOCK) has CUDA packages: resolve against torch's CPU wheel"; exit 1; }
 
+lock-tools: $(STAMP)
+	$(BIN)/uv pip compile requirements/tools.in --python-version 3.11 \
+	  --python-platform x86_64-unknown-linux-gnu --custom-compile-command 'make lock-tools' \
+	  -q -o $(TOOLS_LOCK)
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/list_scale.py
 	$(BIN)/python benchmarks/bundle_io.py
 	$(BIN)/python benchmarks/git_transport.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .hypothesis

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitreg.errors import GitError, NotARegistry
+from gitreg.gitrepo.credentials import GitAuth, split_url
 from gitreg.gitrepo.parse import (
     LOG_FORMAT,
     TAG_FIELDS,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NOTES_REF",
     "CommitRecord",
+    "GitAuth",
     "GitRepo",
     "ObjectReader",
     "SignatureCheck",
@@ -90,6 +92,31 @@ def _probe(path: Path) -> tuple[Path | None, bool | None]:
     return None, None
 
 
+def _auth_env(url: str, auth: GitAuth | None) -> dict[str, str]:
+    """git's environment for a transfer from ``url``, with ``auth``'s credential helper."""
+    env = _env()
+    if auth is not None:
+        env.update(auth.git_env(url, env))
+    return env
+
+
+def _auth_error(e: GitError, auth: GitAuth | None) -> GitError:
+    """A refused login said as such: which variable's token was refused, or that one is needed."""
+    said = e.stderr.lower()
+    if "authentication failed" in said or "could not read username" in said or " 401" in said:
+        if auth is None:
+            hint = "the remote asks for a login: give a token (gitreg serve --git-token-env NAME)"
+        elif auth.password is not None:
+            hint = "the password in the repository URL was refused: check it is current and may read the repo"
+        else:
+            hint = (
+                f"the token in ${auth.token_env} was refused (or is empty): check it is current "
+                "and may read the repository"
+            )
+        return GitError(e.command, e.stderr, hint)
+    return e
+
+
 class GitRepo:
     """A working-tree Git repository (the registry repo)."""
 
@@ -107,9 +134,20 @@ class GitRepo:
         return run_git(["rev-parse", "--is-bare-repository"], self.root).stdout.strip() == b"true"
 
     @classmethod
-    def mirror(cls, url: str, path: Path, *, progress: ProgressCallback | None = None) -> GitRepo:
+    def mirror(
+        cls,
+        url: str,
+        path: Path,
+        *,
+        progress: ProgressCallback | None = None,
+        auth: GitAuth | None = None,
+    ) -> GitRepo:
         """A bare mirror of ``url`` at ``path`` (cloned the first time, through GitPython;
-        ``progress`` gets git's progress reports while it clones)."""
+        ``progress`` gets git's progress reports while it clones). ``auth``: the token git
+        answers the server with (:mod:`gitreg.gitrepo.credentials`); a password inside ``url``
+        is used the same way and never written into the mirror's config."""
+        clean, url_auth = split_url(url)
+        auth = auth or url_auth
         if not (path / "HEAD").exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".cloning")
@@ -119,15 +157,28 @@ class GitRepo:
                 shutil.rmtree(tmp)
             from gitreg.gitrepo import transport
 
-            transport.clone_mirror(url, tmp, _env(), progress)
+            try:
+                transport.clone_mirror(clean, tmp, _auth_env(clean, auth), progress)
+            except GitError as e:
+                raise _auth_error(e, auth) from None
             tmp.rename(path)
         return cls(path)
 
-    def fetch_mirror(self, *, progress: ProgressCallback | None = None) -> None:
-        """Bring every ref of a mirror (branches, tags, notes) in step with its origin."""
+    def fetch_mirror(self, *, progress: ProgressCallback | None = None, auth: GitAuth | None = None) -> None:
+        """Bring every ref of a mirror (branches, tags, notes) in step with its origin, with
+        ``auth``'s token if given. A mirror whose origin URL holds a password (cloned so by an
+        older gitreg or by hand) has it taken out of its config first, and still uses it."""
         from gitreg.gitrepo import transport
 
-        transport.fetch(self.root, "origin", [], _env(), progress, prune=True, force=True)
+        url = self.config_get("remote.origin.url") or ""
+        clean, url_auth = split_url(url)
+        if clean != url:
+            run_git(["config", "remote.origin.url", clean], self.root)
+        auth = auth or url_auth
+        try:
+            transport.fetch(self.root, "origin", [], _auth_env(clean, auth), progress, prune=True, force=True)
+        except GitError as e:
+            raise _auth_error(e, auth) from None
 
     @classmethod
     def init(cls, path: Path) -> GitRepo:

@@ -38,6 +38,7 @@ from gitreg.errors import (
     VersionNotFound,
 )
 from gitreg.gitrepo import GitRepo
+from gitreg.gitrepo.credentials import split_url
 from gitreg.serve.cache import BundleCache
 from gitreg.serve.config import AgentConfig
 from gitreg.serve.metrics import Metrics
@@ -82,12 +83,21 @@ class Agent:
         self._refused: dict[str, set[str]] = {}  # model -> versions refused at load (not fallbacks)
         self._policy = mf.LoadPolicy()  # models.yaml's `policy:` on the followed branch
         self.cache = BundleCache(config.cache / "bundles")
+        # the token reaches git through a credential helper in git's environment: never argv,
+        # never the mirror's config (a password inside --repo is taken out of the URL)
+        self._repo_url, self._auth = split_url(config.repo, config.git_token_env)
         for name in config.models:
             self._slot(name)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         self.cache.clean_stale()
+        if self._auth is not None and self._auth.password is not None:
+            log.warning(
+                "the --repo URL has a password in it: git gets it through a credential helper and "
+                "no file keeps it, but it shows in this process's command line; use --git-token-env",
+                extra={"event": "password_in_url"},
+            )
         self._thread = threading.Thread(target=self._loop, name="gitreg-agent", daemon=True)
         self._thread.start()
 
@@ -208,9 +218,9 @@ class Agent:
 
         mirror_path = self.config.cache / "repo.git"
         if (mirror_path / "HEAD").exists():
-            GitRepo(mirror_path).fetch_mirror()
+            GitRepo(mirror_path).fetch_mirror(auth=self._auth)
         else:
-            GitRepo.mirror(self.config.repo, mirror_path)
+            GitRepo.mirror(self._repo_url, mirror_path, auth=self._auth)
         reg = Registry(mirror_path)
         head = reg.git.rev_parse(f"refs/heads/{self.config.branch}")
         if head is None:

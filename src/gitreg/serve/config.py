@@ -40,6 +40,7 @@ class AgentConfig:
     cache_max_bytes: int | None = None  # bundles/ stays under this (unserved bundles evicted first)
     require_signed: bool = False  # refuse tags whose signature does not verify, whatever the policy
     hook_interval: float = 2.0  # at most one webhook-triggered sync per this many seconds
+    git_token_env: str | None = None  # the env var whose token git answers the remote with
 
 
 @dataclass

@@ -76,6 +76,13 @@ def serve(
     token_env: Annotated[
         str | None, typer.Option(help="Env var holding a bearer token that /predict requires.")
     ] = None,
+    git_token_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Env var holding the token git logs in to an HTTPS --repo with (user x-access-token, "
+            "or the URL's user); given to git through a credential helper, never argv or a file."
+        ),
+    ] = None,
     max_error_rate: Annotated[
         float, typer.Option(help="Fall back when a new version's error rate exceeds this.")
     ] = 0.05,
@@ -151,11 +158,21 @@ def serve(
             raise GitregError(f"{what}: environment variable {name} is empty or unset", f"export {name}=…")
         return value
 
+    from gitreg.gitrepo.credentials import has_password, split_url
+
     repo_url = repo if "://" in repo or ":" in repo.split("/")[0] else str(Path(repo).resolve())
+    secret(git_token_env, "--git-token-env")
+    if git_token_env and has_password(repo_url):
+        raise GitregError(
+            "--repo has a password in it and --git-token-env names a token",
+            f"give the plain URL and keep the token in ${git_token_env}",
+        )
+    # the cache folder is keyed by the URL without its password: a new token keeps the mirror
+    clean_url = split_url(repo_url)[0]
     cache_dir = cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gitreg" / "serve"
     agent = AgentConfig(
         repo=repo_url,
-        cache=cache_dir.resolve() / hashlib.sha1(repo_url.encode(), usedforsecurity=False).hexdigest()[:12],
+        cache=cache_dir.resolve() / hashlib.sha1(clean_url.encode(), usedforsecurity=False).hexdigest()[:12],
         branch=branch,
         models=list(model or []),
         poll=poll,
@@ -165,7 +182,11 @@ def serve(
         allow_architectures=architectures(allow_architecture),
         cache_max_bytes=cache_max_bytes,
         require_signed=require_signed,
+        git_token_env=git_token_env,
     )
+    # DVC keeps per-repository state in its "site cache", /var/tmp/dvc by default (shared by
+    # every user, and read-only under a read-only root): the agent's own cache folder instead
+    os.environ.setdefault("DVC_SITE_CACHE_DIR", str(agent.cache / "dvc-site"))
     options = ServeOptions(
         token=secret(token_env, "--token-env"),
         webhook_secret=secret(webhook_secret_env, "--webhook-secret-env"),
