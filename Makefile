@@ -11,7 +11,7 @@ LOCK   := requirements/lock.txt
 # torch's CPU build: a local wheel folder when the machine has one (pip's config names it too).
 WHEELS := $(wildcard /opt/wheels)
 
-.PHONY: demo test lint lint-imports lock bench clean help
+.PHONY: demo test lint lint-imports lock bench docs-cli clean help
 
 help:
 	@echo "make demo         - create $(VENV), install the lock and gitreg, run 'gitreg demo'"
@@ -19,6 +19,7 @@ help:
 	@echo "make lint-imports - check the layers contract (import-linter, [tool.importlinter])"
 	@echo "make lock         - re-resolve $(LOCK) from pyproject.toml + constraints.txt (uv)"
 	@echo "make bench        - run the benchmarks (JSON + tables; slow)"
+	@echo "make docs-cli     - regenerate docs/cli.md from the CLI itself (tests/cli/test_docs.py checks it)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "gitreg needs Python 3.11+: run make PYTHON=python3.11")'
@@ -61,6 +62,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/list_scale.py
 	$(BIN)/python benchmarks/bundle_io.py
 	$(BIN)/python benchmarks/git_transport.py
+
+docs-cli: $(STAMP)
+	$(BIN)/python -m gitreg.cli.reference docs/cli.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
