@@ -11,7 +11,7 @@ LOCK   := requirements/lock.txt
 # torch's CPU build: a local wheel folder when the machine has one (pip's config names it too).
 WHEELS := $(wildcard /opt/wheels)
 
-.PHONY: demo test lint lint-imports lock bench docs-cli clean help
+.PHONY: demo test lint lint-imports lock bench docs docs-cli clean help
 
 help:
 	@echo "make demo         - create $(VENV), install the lock and gitreg, run 'gitreg demo'"
@@ -19,6 +19,7 @@ help:
 	@echo "make lint-imports - check the layers contract (import-linter, [tool.importlinter])"
 	@echo "make lock         - re-resolve $(LOCK) from pyproject.toml + constraints.txt (uv)"
 	@echo "make bench        - run the benchmarks (JSON + tables; slow)"
+	@echo "make docs         - build the documentation site into site/ (mkdocs build --strict, offline)"
 	@echo "make docs-cli     - regenerate docs/cli.md from the CLI itself (tests/cli/test_docs.py checks it)"
 
 $(BIN)/python:
@@ -63,8 +64,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bundle_io.py
 	$(BIN)/python benchmarks/git_transport.py
 
+# The documentation site (mkdocs.yml, docs/): strict, so a broken link or anchor fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 docs-cli: $(STAMP)
 	$(BIN)/python -m gitreg.cli.reference docs/cli.md
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis site

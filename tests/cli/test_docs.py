@@ -1,14 +1,29 @@
-"""The documentation site: the CLI reference is the CLI's own (it cannot drift)."""
+"""The documentation site: the CLI reference is the CLI's own (it cannot drift), and the site
+builds with ``mkdocs build --strict`` into pages that load nothing from the network."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from gitreg.cli.app import COMMANDS
 from gitreg.cli.reference import render
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI_PAGE = ROOT / "docs" / "cli.md"
+
+# What a page or stylesheet would load from elsewhere: src/href of the tags that fetch (an <a>
+# link is only a link), CSS url(...) and @import.
+FETCHING_TAG = re.compile(
+    r"<(?:script|link|img|iframe|source|video|audio|embed|object)\b[^>]*?\b(?:src|href|data)\s*=\s*"
+    r"[\"']?(https?:)?//",
+    re.IGNORECASE,
+)
+CSS_REMOTE = re.compile(r"(?:url\(\s*[\"']?|@import\s+[\"']?)(?:https?:)?//", re.IGNORECASE)
 
 
 def test_the_cli_reference_is_a_fresh_render_of_the_cli() -> None:
@@ -28,3 +43,38 @@ def test_the_reference_keeps_help_text_from_becoming_markup() -> None:
     page = render()
     assert "keep\\_last" in page  # not an emphasis
     assert "`git revert`" in page  # code spans stay code
+
+
+def test_remote_asset_patterns_catch_what_they_should() -> None:
+    assert FETCHING_TAG.search('<link rel="stylesheet" href="https://fonts.googleapis.com/css">')
+    assert FETCHING_TAG.search("<script src=//cdn.example/x.js></script>")
+    assert not FETCHING_TAG.search('<a href="https://github.com/huggingface/safetensors">')
+    assert not FETCHING_TAG.search('<link rel="stylesheet" href="assets/main.css">')
+    assert CSS_REMOTE.search("@font-face{src:url(https://fonts.gstatic.com/a.woff2)}")
+    assert CSS_REMOTE.search('@import "https://x.example/y.css";')
+    assert not CSS_REMOTE.search("background:url(data:image/svg+xml;charset=utf-8,<svg>)")
+
+
+@pytest.mark.slow
+def test_the_site_builds_strict_and_loads_nothing_from_the_network(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    pages = sorted(site.rglob("*.html"))
+    assert {"index.html", "cli.html", "getting-started.html", "operations.html"} <= {p.name for p in pages}
+    remote = [str(p.relative_to(site)) for p in pages if FETCHING_TAG.search(p.read_text(encoding="utf-8"))]
+    remote += [
+        str(p.relative_to(site))
+        for p in site.rglob("*.css")
+        if CSS_REMOTE.search(p.read_text(encoding="utf-8", errors="replace"))
+    ]
+    assert not remote, f"the site loads assets from the network (fonts, scripts, css): {remote}"
+    assert "--install-completion" in (site / "getting-started.html").read_text(encoding="utf-8")
