@@ -47,7 +47,7 @@ test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The lock: runtime + dev extras for CPython 3.11 on x86-64 Linux, torch resolved against its
-# CPU wheel (no nvidia-*/triton in the tree). uv, not pip-tools: see the README's Dependencies.
+# CPU wheel (no nvidia-*/triton in the tree). uv, not pip-tools: see docs/dependencies.md.
 lock: $(BIN)/python
 	test -x $(BIN)/uv || $(BIN)/python -m pip install -q "$$(grep -sE '^uv==' $(LOCK) || echo uv)"
 	@# uv keeps the lock's pins as preferences: show it the CPU build it pinned, not PyPI's torch

@@ -78,3 +78,17 @@ def test_the_site_builds_strict_and_loads_nothing_from_the_network(tmp_path: Pat
     ]
     assert not remote, f"the site loads assets from the network (fonts, scripts, css): {remote}"
     assert "--install-completion" in (site / "getting-started.html").read_text(encoding="utf-8")
+
+
+def test_the_readme_command_table_is_the_cli_in_order() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `gitreg ([a-z-]+)` \|", readme, flags=re.MULTILINE)
+    assert rows == [name for name, _ in COMMANDS], "README's command table: one row per command, in CLI order"
+
+
+def test_the_readme_links_every_docs_page_and_only_pages_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    linked = set(re.findall(r"\]\((docs/[^)#]+)", readme))
+    assert all((ROOT / link).is_file() for link in linked), linked
+    pages = {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")} - {"docs/index.md"}
+    assert pages <= linked, f"README links no {sorted(pages - linked)}"
