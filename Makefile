@@ -16,7 +16,7 @@ TOOLS_STAMP := $(TOOLS)/.installed
 # torch's CPU build: a local wheel folder when the machine has one (pip's config names it too).
 WHEELS := $(wildcard /opt/wheels)
 
-.PHONY: demo test lint lint-imports lock lock-tools tools bench clean help
+.PHONY: demo test lint lint-imports lock lock-tools tools bench docs docs-cli clean help
 
 help:
 	@echo "make demo         - create $(VENV), install the lock and gitreg, run 'gitreg demo'"
@@ -26,6 +26,8 @@ help:
 	@echo "make tools        - create $(TOOLS) (checkov) from $(TOOLS_LOCK); make test does it too"
 	@echo "make lock-tools   - re-resolve $(TOOLS_LOCK) from requirements/tools.in (uv)"
 	@echo "make bench        - run the benchmarks (JSON + tables; slow)"
+	@echo "make docs         - build the documentation site into site/ (mkdocs build --strict, offline)"
+	@echo "make docs-cli     - regenerate docs/cli.md from the CLI itself (tests/cli/test_docs.py checks it)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "gitreg needs Python 3.11+: run make PYTHON=python3.11")'
@@ -63,7 +65,7 @@ test: lint $(TOOLS_STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The lock: runtime + dev extras for CPython 3.11 on x86-64 Linux, torch resolved against its
-# CPU wheel (no nvidia-*/triton in the tree). uv, not pip-tools: see the README's Dependencies.
+# CPU wheel (no nvidia-*/triton in the tree). uv, not pip-tools: see docs/dependencies.md.
 lock: $(BIN)/python
 	test -x $(BIN)/uv || $(BIN)/python -m pip install -q "$$(grep -sE '^uv==' $(LOCK) || echo uv)"
 	@# uv keeps the lock's pins as preferences: show it the CPU build it pinned, not PyPI's torch
@@ -85,5 +87,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bundle_io.py
 	$(BIN)/python benchmarks/git_transport.py
 
+# The documentation site (mkdocs.yml, docs/): strict, so a broken link or anchor fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-cli: $(STAMP)
+	$(BIN)/python -m gitreg.cli.reference docs/cli.md
+
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .hypothesis site

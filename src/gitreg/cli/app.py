@@ -26,7 +26,7 @@ app = typer.Typer(
     name="gitreg",
     help="A Git-native model registry: versions are Git tags, bytes live in DVC, "
     "stages change by pull request.",
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
