@@ -99,6 +99,35 @@ class InvalidModelName(GitregError):
         self.name = name
 
 
+class InvalidReference(GitregError):
+    """``text`` is no version reference; ``problem`` says which part."""
+
+    def __init__(self, text: str, problem: str) -> None:
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        super().__init__(
+            f"{shown!r} is no version reference: {problem}",
+            "name a version (v2025-07-06--18h51) or MODEL@STAGE: policy@production, policy@staging, "
+            "policy@canary, policy@latest, policy@v2025-07-06--18h51",
+        )
+        self.text = text
+        self.problem = problem
+
+
+class EmptyStage(GitregError):
+    """models.yaml (at ``where``) names no version of ``model`` for ``stage``."""
+
+    def __init__(self, model: str, stage: str, where: str) -> None:
+        super().__init__(
+            f"{model} has no {stage} version in models.yaml ({where})",
+            f"promote one: gitreg promote VERSION {stage}"
+            if stage != "canary"
+            else "start one: gitreg deploy VERSION --canary PCT",
+        )
+        self.model = model
+        self.stage = stage
+        self.where = where
+
+
 class VersionNotFound(GitregError):
     def __init__(self, version: str, model: str | None = None) -> None:
         what = f"model {model!r} has no version {version!r}" if model else f"no version {version!r}"

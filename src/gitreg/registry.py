@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from gitreg.gitrepo import GitRepo
     from gitreg.lifecycle import ChangeResult, CheckReport, ModelStatus, Problem, StageChange, StageState
     from gitreg.pull import PullResult
+    from gitreg.refs import Resolution
     from gitreg.register import RegisterResult
     from gitreg.report import LineageNode, MetricSeries, Report
     from gitreg.retention import CleanupPlan, CleanupResult, PlanRow
@@ -39,6 +40,7 @@ Progress = Callable[[str, int, int], None]
 _LAZY = {
     **dict.fromkeys(("RegisterResult",), "gitreg.register"),
     **dict.fromkeys(("PullResult",), "gitreg.pull"),
+    **dict.fromkeys(("Resolution",), "gitreg.refs"),
     **dict.fromkeys(("Comparison", "MetricRow", "ParameterRow"), "gitreg.compare"),
     **dict.fromkeys(
         ("ChangeResult", "StageChange", "StageState", "ModelStatus", "CheckReport", "Problem"),
@@ -52,7 +54,8 @@ _LAZY = {
 __all__ = ["CI_CHOICES", "CRASH_POINTS", "PULL_GLOB", "STATUSES", "ChangeResult", "CheckReport"]
 __all__ += ["CleanupPlan", "CleanupResult", "Comparison", "DoctorReport", "Finding", "InitResult"]
 __all__ += ["Lineage", "LineageNode", "MetricRow", "MetricSeries", "ModelStatus", "ParameterRow", "PlanRow"]
-__all__ += ["Problem", "PullResult", "RegisterResult", "Registry", "Report", "SignatureInfo", "StageChange"]
+__all__ += ["Problem", "PullResult", "RegisterResult", "Registry", "Report", "Resolution", "SignatureInfo"]
+__all__ += ["StageChange"]
 __all__ += ["StageState", "Status", "ValidationRecord", "VersionInfo", "default_local_remote"]
 
 
@@ -141,12 +144,26 @@ class Registry:
         """:meth:`versions` as the JSON text `gitreg list --json` prints, from the list cache."""
         return listing.versions_json(self.ctx, model, status, stage, limit)
 
+    # Every method that takes a version takes a reference too: ``policy@production``,
+    # ``policy@staging``, ``policy@canary``, ``policy@latest``, ``policy@v2025-07-06--18h51``.
+    def resolve(self, reference: str, at: str | None = None) -> Resolution:
+        """What ``reference`` names, against the checked-out models.yaml or the one at ``at``."""
+        from gitreg.refs import resolve
+
+        return resolve(self.ctx, reference, at)
+
+    def version_of(self, reference: str, at: str | None = None) -> str:
+        """The version ``reference`` names (a version name comes back as it is)."""
+        from gitreg.refs import version_of
+
+        return version_of(self.ctx, reference, at)
+
     def get(self, version: str) -> VersionInfo:
-        return catalog.get(self.ctx, version)
+        return catalog.get(self.ctx, self.version_of(version))
 
     def signature(self, version: str, allowed_signers: Path | str | None = None) -> SignatureInfo:
         """Whether the version's tag is signed, by whom, and whether git verifies it."""
-        return catalog.signature(self.ctx, version, allowed_signers)
+        return catalog.signature(self.ctx, self.version_of(version), allowed_signers)
 
     def models(self) -> list[str]:
         return catalog.models(self.ctx)
@@ -178,7 +195,7 @@ class Registry:
         """Materialize a version's bundle into ``out`` (default ``./VERSION``), every md5 verified."""
         from gitreg.pull import pull
 
-        return pull(self.ctx, version, out, progress=progress)
+        return pull(self.ctx, self.version_of(version), out, progress=progress)
 
     def validate(
         self,
@@ -197,12 +214,12 @@ class Registry:
 
         limits = {"timeout_s": timeout_s, "memory_mb": memory_mb, "progress": progress}
         signed = {"allow_architectures": allow_architectures, "require_signed": require_signed}
-        return validate(self.ctx, version, record=record, push=push, **limits, **signed)
+        return validate(self.ctx, self.version_of(version), record=record, push=push, **limits, **signed)
 
     def compare(self, versions: Sequence[str]) -> Comparison:
         from gitreg.compare import compare
 
-        return compare(self.ctx, versions)
+        return compare(self.ctx, [self.version_of(v) for v in versions])
 
     # -- lifecycle (stages in models.yaml; see lifecycle/) -----------------------------------------------
     def promote(
@@ -219,7 +236,8 @@ class Registry:
         from gitreg.lifecycle import promote
 
         with self._invalidating():
-            return promote(self.ctx, version, stage, canary=canary, direct=direct, push=push, force=force)
+            source = self.version_of(version)
+            return promote(self.ctx, source, stage, canary=canary, direct=direct, push=push, force=force)
 
     def deploy(
         self,
@@ -279,7 +297,7 @@ class Registry:
         """A version and its ancestors through ``parent``, with data_version and code_commit."""
         from gitreg.report import MAX_LINEAGE_DEPTH, build_lineage
 
-        return build_lineage(self.ctx, version, max_depth or MAX_LINEAGE_DEPTH)
+        return build_lineage(self.ctx, self.version_of(version), max_depth or MAX_LINEAGE_DEPTH)
 
     def cleanup(
         self, *, dry_run: bool = False, delete_tags: bool = False, push: bool = False

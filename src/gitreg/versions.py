@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from gitreg.errors import InvalidModelName, InvalidVersionName
+from gitreg.errors import InvalidModelName, InvalidReference, InvalidVersionName
 
 #: The largest same-minute sequence number (the suffix): a version name is short and bounded.
 MAX_SEQ = 999_999
@@ -89,6 +89,49 @@ def check_model_name(name: str) -> str:
     if not _MODEL.fullmatch(name) or name in {".", ".."}:
         raise InvalidModelName(name)
     return name
+
+
+# -- references: what people ask for ------------------------------------------------------------
+#: The selectors after ``MODEL@`` that are no version name: a stage of models.yaml (production,
+#: staging or another stage name), the canary, or the newest registered version.
+CANARY = "canary"
+LATEST = "latest"
+_STAGE = re.compile(r"[a-z][a-z0-9_-]{0,39}", re.ASCII)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed reference: ``version`` alone (``v2025-07-06--18h51``), or ``model`` with a
+    ``selector`` that is a version name, a stage, ``canary`` or ``latest``."""
+
+    text: str
+    model: str | None
+    selector: str
+
+    @property
+    def is_version(self) -> bool:
+        return is_version(self.selector)
+
+
+def parse_reference(text: str) -> Reference:
+    """``v2025-07-06--18h51``, ``policy@production``, ``policy@staging``, ``policy@canary``,
+    ``policy@latest`` or ``policy@v2025-07-06--18h51``; :class:`InvalidReference` saying which
+    part is wrong otherwise (``policy@archived`` names no single version)."""
+    if "@" not in text:
+        parse_version(text)  # InvalidVersionName: what a plain name that is no version always got
+        return Reference(text, None, text)
+    model, _, selector = text.partition("@")
+    if not model:
+        raise InvalidReference(text, "the model name before @ is empty")
+    if not _MODEL.fullmatch(model) or model in {".", ".."}:
+        raise InvalidReference(text, f"{model[:40]!r} is not a model name")
+    if not selector:
+        raise InvalidReference(text, "the stage after @ is empty")
+    if selector == "archived":
+        raise InvalidReference(text, "archived is a list of versions, not one: name the version")
+    if not (is_version(selector) or _STAGE.fullmatch(selector)):
+        raise InvalidReference(text, f"{selector[:40]!r} is neither a stage nor a version name")
+    return Reference(text, model, selector)
 
 
 # A state dict's architecture: the class that builds the module, "pkg.module:ClassName".

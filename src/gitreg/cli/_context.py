@@ -56,7 +56,21 @@ AllowArchitectureOpt = Annotated[
     ),
 ]
 
-VersionArg = Annotated[str, typer.Argument(help="A version, e.g. v2025-07-06--18h51.")]
+VersionArg = Annotated[
+    str,
+    typer.Argument(
+        help="A version (v2025-07-06--18h51) or a reference: policy@production, policy@staging, "
+        "policy@canary, policy@latest, policy@v2025-07-06--18h51."
+    ),
+]
+RefOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ref",
+        help="Resolve MODEL@STAGE against models.yaml at this commit, branch or tag "
+        "(default: the checked-out models.yaml).",
+    ),
+]
 
 
 def trust_signers(path: Path | None) -> None:

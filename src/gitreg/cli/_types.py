@@ -9,7 +9,7 @@ from __future__ import annotations
 from gitreg.doctor import DoctorReport
 from gitreg.lifecycle import ChangeResult, CheckReport, ModelStatus, StageChange
 from gitreg.metadata import CheckResult, ValidationRecord
-from gitreg.registry import Comparison, InitResult, PullResult, RegisterResult, VersionInfo
+from gitreg.registry import Comparison, InitResult, PullResult, RegisterResult, Resolution, VersionInfo
 from gitreg.report import LineageNode, Report
 from gitreg.retention import CleanupResult
 from gitreg.serve.health import HealthReport as Health
@@ -28,6 +28,7 @@ __all__ = [
     "PullResult",
     "RegisterResult",
     "Report",
+    "Resolution",
     "StageChange",
     "ValidationRecord",
     "VersionInfo",

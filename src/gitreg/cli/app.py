@@ -80,6 +80,7 @@ COMMANDS: list[tuple[str, Callable[..., None]]] = [
     ("register", registry.register),
     ("list", registry.list_),
     ("show", registry.show),
+    ("resolve", registry.resolve),
     ("compare", registry.compare),
     ("pull", registry.pull),
     ("validate", registry.validate),

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         PullResult,
         RegisterResult,
         Report,
+        Resolution,
         StageChange,
         ValidationRecord,
         VersionInfo,
@@ -252,6 +253,19 @@ def comparison(out: Output, cmp: Comparison) -> None:
         out.table(p)
     elif cmp.parameters:
         out.line(("parameters: identical", "dim"))
+
+
+def resolution(out: Output, r: Resolution) -> None:
+    where = f"{r.model}@{r.stage}" if r.stage else r.model
+    share = f" ({r.traffic:g}% of traffic)" if r.traffic is not None else ""
+    out.line((r.version, "bold"), f"  {where}{share}  ", (r.status, STATUS_STYLE.get(r.status, "")))
+    out.line(f"  commit {r.commit}  tag {r.tag_object}")
+    for f in r.files:
+        out.line(f"  {f.path}  {f.md5}  {size(f.size)}")
+    if r.stage and r.stage != "latest":
+        at = f" at {r.manifest_ref}" if r.manifest_ref else ""
+        set_by = f"set by {r.set_by[:12]}" if r.set_by else "not committed yet"
+        out.line(f"  models.yaml{at}: {set_by}")
 
 
 def pull_result(out: Output, r: PullResult) -> None:

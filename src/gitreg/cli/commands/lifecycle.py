@@ -18,7 +18,9 @@ PushOpt = Annotated[bool, typer.Option("--push", help="With --direct: push the b
 
 
 def promote(
-    version: Annotated[str, typer.Argument(help="The version to move, e.g. v2025-07-06--18h51.")],
+    version: Annotated[
+        str, typer.Argument(help="The version to move (v2025-07-06--18h51, or a reference: policy@staging).")
+    ],
     stage: Annotated[
         str | None, typer.Argument(help="staging, production or archived (omit with --canary).")
     ] = None,
@@ -38,7 +40,9 @@ def promote(
 
 
 def deploy(
-    version: Annotated[str, typer.Argument(help="The version to put in production.")],
+    version: Annotated[
+        str, typer.Argument(help="The version to put in production (or a reference: policy@staging).")
+    ],
     canary: Annotated[
         float | None, typer.Option(help="Deploy as a canary with this share of traffic (%) instead.")
     ] = None,

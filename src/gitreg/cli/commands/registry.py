@@ -1,4 +1,4 @@
-"""Versions: init, register, list, show, compare, pull, validate."""
+"""Versions: init, register, list, show, resolve, compare, pull, validate."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from gitreg.cli._context import (
     AllowArchitectureOpt,
     AllowedSignersOpt,
     JsonOpt,
+    RefOpt,
     VersionArg,
     architectures,
     registry,
@@ -96,22 +97,40 @@ def show(
         Path | None,
         typer.Option(help="SSH allowed-signers file to verify the tag's signature with."),
     ] = None,
+    ref: RefOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Everything about one version: metadata, metrics, files, stages, validation, lineage, signer."""
     reg = registry()
     reg.require_full_history("show")
+    version = reg.version_of(version, ref)
     info = reg.get(version)
     info.signature = reg.signature(version, allowed_signers)
     Output(json=json).emit(info, views.version_detail)
 
 
+def resolve(
+    reference: VersionArg,
+    ref: RefOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """What a reference names: model, stage, version, commit, tag, files (md5, size), validation
+    status, and the commit of models.yaml that set the stage."""
+    reg = registry()
+    reg.require_full_history("resolve")
+    Output(json=json).emit(reg.resolve(reference, ref), views.resolution)
+
+
 def compare(
-    versions: Annotated[list[str], typer.Argument(help="Two or more versions.")],
+    versions: Annotated[
+        list[str], typer.Argument(help="Two or more versions or references (policy@production).")
+    ],
+    ref: RefOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Metrics side by side with the winner per metric, and the parameters that differ."""
-    Output(json=json).emit(registry().compare(versions), views.comparison)
+    reg = registry()
+    Output(json=json).emit(reg.compare([reg.version_of(v, ref) for v in versions]), views.comparison)
 
 
 def pull(
@@ -119,10 +138,12 @@ def pull(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Target folder (default ./VERSION).")
     ] = None,
+    ref: RefOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Materialize a version's bundle into a folder, every file's md5 verified; no checkout."""
     reg = registry()
+    version = reg.version_of(version, ref)
     with TransferProgress() as progress:
         result = reg.pull(version, out, progress=progress)
     Output(json=json).emit(result, views.pull_result)
@@ -141,6 +162,7 @@ def validate(
         bool, typer.Option(help="Refuse a version whose tag signature does not verify (git verify-tag).")
     ] = False,
     allowed_signers: AllowedSignersOpt = None,
+    ref: RefOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Check a version: digests, metadata, safe load in a sandbox, a forward pass. Exit 1 on failure."""
@@ -148,6 +170,7 @@ def validate(
         raise GitregError("--push needs --record", "gitreg validate VERSION --record --push")
     trust_signers(allowed_signers)
     reg = registry()
+    version = reg.version_of(version, ref)
     with TransferProgress() as progress:
         result = reg.validate(
             version,

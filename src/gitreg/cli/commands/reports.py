@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from gitreg.cli import views
-from gitreg.cli._context import JsonOpt, registry
+from gitreg.cli._context import JsonOpt, RefOpt, VersionArg, registry
 from gitreg.cli.output import Output
 from gitreg.errors import GitregError
 
@@ -41,9 +41,11 @@ def report(
 
 
 def lineage(
-    version: Annotated[str, typer.Argument(help="A version, e.g. v2025-07-06--18h51.")],
+    version: VersionArg,
     depth: Annotated[int, typer.Option(help="Show at most N versions of the parent chain (1-200).")] = 100,
+    ref: RefOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """A version's ancestry through `parent`: each with data_version and code_commit, as a tree."""
-    Output(json=json).emit(registry().lineage(version, max_depth=depth), views.lineage)
+    reg = registry()
+    Output(json=json).emit(reg.lineage(reg.version_of(version, ref), max_depth=depth), views.lineage)
