@@ -19,7 +19,15 @@ from functools import cached_property
 from pathlib import Path
 
 from gitreg import manifest as mf
-from gitreg.errors import GitError, ManifestError, NoGitRemote, NotARegistry, RegistryLocked, ShallowClone
+from gitreg.errors import (
+    GitError,
+    ManifestError,
+    NoGitRemote,
+    NotARegistry,
+    RegistryLocked,
+    ShallowClone,
+    UnknownRevision,
+)
 from gitreg.gitrepo import GitRepo
 
 Clock = Callable[[], datetime]
@@ -67,8 +75,11 @@ class StatePaths:
 class Context:
     """A gitreg registry's repository and what every operation needs of it."""
 
-    def __init__(self, path: Path | str = ".", *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, path: Path | str = ".", *, clock: Clock | None = None, branch: str | None = None
+    ) -> None:
         self.git = GitRepo(path)
+        self._branch = branch  # a bare repository's branch to read models.yaml from (None: HEAD's)
         self.root = self.git.root
         self.clock: Clock = clock or utcnow
         self._manifest: mf.Manifest | None = None
@@ -156,7 +167,13 @@ class Context:
     @cached_property
     def branch(self) -> str | None:
         """The branch a bare repository's models.yaml is read from: HEAD's branch, or when HEAD
-        names no branch that exists, the default branch (main, then master)."""
+        names no branch that exists, the default branch (main, then master); the one asked
+        for (``--branch``) when given."""
+        if self._branch is not None:
+            rev = f"refs/heads/{self._branch}"
+            if self.git.rev_parse(rev) is None:
+                raise UnknownRevision(self._branch, "--branch")
+            return rev
         for rev in ("HEAD", "refs/heads/main", "refs/heads/master"):
             if self.git.rev_parse(rev) is not None:
                 return rev

@@ -97,6 +97,8 @@ def pull(
                 raise StorageError(f"{rel}: differs from the tag's record", "the commit was altered")
             with writing(str(dest / rel)):
                 target.write_bytes(data)
+        if ctx.bare:  # DVC reads its config at that commit: a partial mirror must hold it
+            ctx.git.warm_blobs(info.commit, [".dvc", ".dvcignore"])
         DvcStore(ctx.root).fetch_verified(
             info.commit,
             [(f"{model_path}/{rel}", ptr, tmp / rel) for rel, ptr in pointers],

@@ -109,8 +109,7 @@ def _set_by(ctx: Context, model: str, stage: str | None, version: str, at: str |
     committed yet, or the history is not here)."""
     from gitreg.lifecycle import history
 
-    rev = at or ("HEAD" if not ctx.bare else (ctx.branch or "HEAD"))
-    for change in history(ctx, model, rev):
+    for change in history(ctx, model, at):
         if change.stage == stage and change.version == version:
             return change.commit
     return None

@@ -69,8 +69,26 @@ def __getattr__(name: str) -> Any:
 class Registry:
     """A gitreg registry: a Git repository with DVC and a models.yaml."""
 
-    def __init__(self, path: Path | str = ".", *, clock: Clock | None = None) -> None:
-        self.ctx = Context(path, clock=clock)
+    def __init__(
+        self, path: Path | str = ".", *, clock: Clock | None = None, branch: str | None = None
+    ) -> None:
+        self.ctx = Context(path, clock=clock, branch=branch)
+
+    @classmethod
+    def from_remote(
+        cls,
+        url: str,
+        *,
+        branch: str | None = None,
+        clock: Clock | None = None,
+        progress: Callable[[Any], None] | None = None,
+    ) -> Registry:
+        """The registry at the Git remote ``url`` (a URL or a path), read through a cached bare
+        mirror (see mirrors.py), with no clone of yours: models.yaml from ``branch`` (default:
+        the remote's default branch)."""
+        from gitreg.mirrors import open_mirror
+
+        return cls(open_mirror(url, progress=progress), clock=clock, branch=branch)
 
     # -- the context, as attributes ----------------------------------------------------------------
     @property
@@ -266,7 +284,7 @@ class Registry:
         with self._invalidating():
             return rollback(self.ctx, model, stage=stage, to=to, direct=direct, push=push)
 
-    def history(self, model: str | None = None, rev: str = "HEAD") -> list[StageChange]:
+    def history(self, model: str | None = None, rev: str | None = None) -> list[StageChange]:
         """Every stage change from `git log -- models.yaml`, newest first."""
         from gitreg.lifecycle import history
 

@@ -19,6 +19,16 @@ CASES = [
     (errors.ArchitectureError("architecture 'a:B' is bad", "a:B"), {"spec": "a:B"}, "'a:B' is bad"),
     (errors.DetachedHead(), {}, "HEAD is detached"),
     (
+        errors.InvalidReference("policy@", "the stage after @ is empty"),
+        {"text": "policy@", "problem": "the stage after @ is empty"},
+        "'policy@' is no version reference: the stage after @ is empty",
+    ),
+    (
+        errors.EmptyStage("policy", "staging", "checked out"),
+        {"model": "policy", "stage": "staging", "where": "checked out"},
+        "policy has no staging version in models.yaml (checked out)",
+    ),
+    (
         errors.MissingExtra("torch", "gitreg validate"),
         {"package": "torch", "what": "gitreg validate"},
         "gitreg validate needs torch, which is not installed",

@@ -20,6 +20,24 @@ class State:
 
     path: Path = Path(".")
     traceback: bool = False
+    repo: str | None = None  # --repo URL: read the registry through a cached mirror
+    branch: str | None = None  # --branch: the remote branch whose models.yaml is read
+    command: str | None = None  # the subcommand being run
+
+
+# What --repo can do: read. Changing a registry needs a clone (its commits, its lock).
+REMOTE_COMMANDS = (
+    "list",
+    "show",
+    "resolve",
+    "compare",
+    "history",
+    "status",
+    "pull",
+    "lineage",
+    "report",
+    "check",
+)
 
 
 state = State()
@@ -33,7 +51,21 @@ def debug() -> bool:
 def registry() -> Registry:
     from gitreg.registry import Registry
 
-    return Registry(state.path)
+    if state.repo is None:
+        if state.branch is not None:
+            raise GitregError("--branch goes with --repo", "gitreg --repo URL --branch NAME COMMAND")
+        return Registry(state.path)
+    if state.path != Path("."):
+        raise GitregError("-C and --repo name two registries", "pass one of them")
+    if state.command not in REMOTE_COMMANDS:
+        raise GitregError(
+            f"gitreg {state.command} changes the registry: it needs a clone, not --repo",
+            f"git clone {state.repo} && cd into it, then run gitreg {state.command}",
+        )
+    from gitreg.cli._progress import TransferProgress
+
+    with TransferProgress() as progress:
+        return Registry.from_remote(state.repo, branch=state.branch, progress=progress.git)
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

@@ -1,4 +1,5 @@
-"""Transfer progress bars on stderr (register and pull), when stderr is a terminal."""
+"""Transfer progress bars on stderr (register, pull, the first fetch of a --repo mirror), when
+stderr is a terminal."""
 
 from __future__ import annotations
 
@@ -31,6 +32,14 @@ class TransferProgress:
     def __call__(self, name: str, done: int, total: int) -> None:
         if not self.enabled or total < self.min_bytes:
             return
+        self._draw(name, done, total)
+
+    def git(self, report: Any) -> None:
+        """One of git's progress reports (gitreg.gitrepo.TransferProgress): a bar per stage."""
+        if self.enabled and report.total:
+            self._draw(f"{report.operation}: {report.stage}", report.current, report.total)
+
+    def _draw(self, name: str, done: int, total: int) -> None:
         if self._progress is None:
             from rich.progress import (
                 BarColumn,

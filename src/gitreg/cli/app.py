@@ -62,6 +62,20 @@ def main_options(
     traceback: Annotated[
         bool, typer.Option("--traceback", help="Show the full traceback on errors.")
     ] = False,
+    repo: Annotated[
+        str | None,
+        typer.Option(
+            "--repo",
+            help="Read the registry at this Git remote (URL or path) without a clone: a cached "
+            "bare mirror (list, show, resolve, compare, history, status, pull, lineage, report, check).",
+        ),
+    ] = None,
+    branch: Annotated[
+        str | None,
+        typer.Option(
+            "--branch", help="With --repo: the branch whose models.yaml is read (default: the remote's)."
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version."),
@@ -69,6 +83,9 @@ def main_options(
 ) -> None:
     state.path = path
     state.traceback = traceback
+    state.repo = repo
+    state.branch = branch
+    state.command = ctx.invoked_subcommand
     if ctx.invoked_subcommand is None:  # bare `gitreg`: the help
         typer.echo(ctx.get_help())
         raise typer.Exit()

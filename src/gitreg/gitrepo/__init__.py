@@ -141,11 +141,14 @@ class GitRepo:
         *,
         progress: ProgressCallback | None = None,
         auth: GitAuth | None = None,
+        blob_filter: bool = False,
     ) -> GitRepo:
         """A bare mirror of ``url`` at ``path`` (cloned the first time, through GitPython;
         ``progress`` gets git's progress reports while it clones). ``auth``: the token git
         answers the server with (:mod:`gitreg.gitrepo.credentials`); a password inside ``url``
-        is used the same way and never written into the mirror's config."""
+        is used the same way and never written into the mirror's config. ``blob_filter``: a
+        partial clone (``--filter=blob:none``): blobs come over when read (a server that does not
+        allow filters sends everything, as git itself does)."""
         clean, url_auth = split_url(url)
         auth = auth or url_auth
         if not (path / "HEAD").exists():
@@ -158,7 +161,7 @@ class GitRepo:
             from gitreg.gitrepo import transport
 
             try:
-                transport.clone_mirror(clean, tmp, _auth_env(clean, auth), progress)
+                transport.clone_mirror(clean, tmp, _auth_env(clean, auth), progress, blob_filter=blob_filter)
             except GitError as e:
                 raise _auth_error(e, auth) from None
             tmp.rename(path)
@@ -242,6 +245,16 @@ class GitRepo:
         """Object contents for many ids in one ``git cat-file --batch``; missing ones left out."""
         with self.object_reader() as reader:
             return {sha: data for sha, (_, data) in reader.read(list(shas)).items()}
+
+    def warm_blobs(self, rev: str, paths: Sequence[str]) -> None:
+        """Make the blobs under ``paths`` at ``rev`` local. In a partial clone (``--repo``'s
+        blob-filtered mirror) git fetches missing blobs as it reads them; readers that cannot
+        (DVC's pygit2 waits for ever) then find them. Elsewhere: a cheap no-op read."""
+        proc = run_git(["ls-tree", "-r", "-z", rev, "--", *paths], self.root, check=False)
+        entries = proc.stdout.decode(errors="replace").split("\0") if proc.returncode == 0 else []
+        shas = [e.split("\t", 1)[0].split()[2] for e in entries if e.count(" ") >= 2 and "\t" in e]
+        if shas:
+            self.read_objects(shas)
 
     def read_file(self, rev: str, path: str) -> bytes | None:
         """A file's bytes at a revision, or None when it is not there."""

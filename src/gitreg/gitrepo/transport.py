@@ -81,10 +81,13 @@ def _error(command: str, progress: _Progress, e: GitPythonError, hint: str) -> G
     return GitError(command, progress.said() or f"error: {type(e).__name__}: {e}", hint)
 
 
-def clone_mirror(url: str, dest: Path, env: dict[str, str], progress: ProgressCallback | None) -> None:
+def clone_mirror(
+    url: str, dest: Path, env: dict[str, str], progress: ProgressCallback | None, *, blob_filter: bool = False
+) -> None:
     p = _Progress("clone", progress)
+    extra = {"filter": "blob:none"} if blob_filter else {}
     try:
-        Repo.clone_from(url, dest, mirror=True, progress=p, env=env)
+        Repo.clone_from(url, dest, mirror=True, progress=p, env=env, **extra)
     except GitPythonError as e:
         raise _error("clone", p, e, f"check that {url} is reachable and you may read it") from None
 

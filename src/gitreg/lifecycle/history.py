@@ -92,8 +92,11 @@ def _pr_number(*subjects: str) -> int | None:
     return None
 
 
-def history(ctx: Context, model: str | None = None, rev: str = "HEAD") -> list[StageChange]:
-    """Every stage change (of one model or all), newest first, with the PR merge when visible."""
+def history(ctx: Context, model: str | None = None, rev: str | None = None) -> list[StageChange]:
+    """Every stage change (of one model or all), newest first, with the PR merge when visible;
+    ``rev``: where to read it from (default HEAD; a bare repository's branch)."""
+    if rev is None:
+        rev = (ctx.branch or "HEAD") if ctx.bare else "HEAD"
     if ctx.git.rev_parse(rev) is None:
         return []
     changes: list[StageChange] = []
