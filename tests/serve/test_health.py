@@ -22,6 +22,7 @@ TOP = {
     "status",
     "repo",
     "branch",
+    "stage",
     "commit",
     "last_sync",
     "last_attempt",

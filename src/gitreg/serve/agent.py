@@ -251,8 +251,9 @@ class Agent:
                 self._seen_entries[name] = seen
         self.state.commit = head
         self.state.manifest_blob = blob
+        stage = self.config.stage
         followed = self.config.models or [
-            name for name, entry in manifest.model.models.items() if entry.stages.get("production")
+            name for name, entry in manifest.model.models.items() if entry.stages.get(stage)
         ]
         if not self.config.models:  # following what models.yaml names: it may name fewer now
             self._unfollow(set(self.slots) - set(followed))
@@ -260,7 +261,10 @@ class Agent:
         for name in followed:
             slot = self._slot(name)
             entry = manifest.model.models.get(name)
-            slot.wanted_production = entry.stages.get("production") if entry else None
+            if entry is not None and stage != "production" and entry.canary is not None:
+                entry = entry.model_copy(update={"canary": None})  # a canary splits production only
+            # the "production" slot role is the version served: the followed stage's
+            slot.wanted_production = entry.stages.get(stage) if entry else None
             slot.wanted_canary = entry.canary.version if entry and entry.canary else None
             if entry is None:
                 slot.last_error = f"models.yaml on {self.config.branch} has no model {name!r}"

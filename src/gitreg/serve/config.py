@@ -41,6 +41,7 @@ class AgentConfig:
     require_signed: bool = False  # refuse tags whose signature does not verify, whatever the policy
     hook_interval: float = 2.0  # at most one webhook-triggered sync per this many seconds
     git_token_env: str | None = None  # the env var whose token git answers the remote with
+    stage: str = "production"  # the stage served (another, e.g. staging: no canary is followed)
 
 
 @dataclass

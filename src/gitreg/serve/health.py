@@ -58,6 +58,7 @@ class HealthReport(BaseModel):
     status: Literal["ok", "degraded"]
     repo: str  # without credentials
     branch: str
+    stage: str = "production"  # the stage of models.yaml this agent serves (gitreg serve --stage)
     commit: str | None = None
     last_sync: str | None = None  # ISO 8601, UTC; None: never
     last_attempt: str | None = None
@@ -109,6 +110,7 @@ def build_report(agent: Agent, stale_after: float | None = None) -> HealthReport
         status="degraded" if degraded else "ok",
         repo=redact(agent.config.repo),
         branch=agent.config.branch,
+        stage=agent.config.stage,
         commit=st.commit,
         last_sync=iso(st.last_sync),
         last_attempt=iso(st.last_attempt),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -52,6 +53,13 @@ def serve(
         str, typer.Option(help="The registry's Git remote: URL or path (a bare mirror is kept).")
     ],
     branch: Annotated[str, typer.Option(help="The branch whose models.yaml is followed.")] = "main",
+    stage: Annotated[
+        str,
+        typer.Option(
+            help="The stage served: production (with its canary), or another stage of models.yaml, "
+            "e.g. staging (no canary), so a staging fleet and a production fleet share one registry."
+        ),
+    ] = "production",
     model: Annotated[
         list[str] | None, typer.Option("--model", "-m", help="Follow this model (repeatable; default: all).")
     ] = None,
@@ -174,6 +182,7 @@ def serve(
         repo=repo_url,
         cache=cache_dir.resolve() / hashlib.sha1(clean_url.encode(), usedforsecurity=False).hexdigest()[:12],
         branch=branch,
+        stage=stage,
         models=list(model or []),
         poll=poll,
         thresholds=Thresholds(max_error_rate, max_p99_ms, min_requests, window),
@@ -194,6 +203,11 @@ def serve(
         max_body_bytes=max_body_bytes,
         stale_after=max(poll * 4, 120.0),
     )
+    if stage in ("canary", "archived") or not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", stage):
+        raise GitregError(
+            f"--stage {stage[:40]!r}: not a stage to serve",
+            "serve production (and its canary) or another stage of models.yaml, e.g. --stage staging",
+        )
     if log_level not in ("debug", "info", "warning", "error"):
         raise GitregError(f"unknown --log-level {log_level!r}", "use debug, info, warning or error")
     run_server(
