@@ -119,6 +119,24 @@ def _detail(description: str, key: str = "detail") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON schema with its ``$defs`` put in place of their ``$ref``s: inside the OpenAPI
+    document a ``#/$defs/...`` reference would point at nothing (the models are not recursive)."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return dict(resolve(schema))
+
+
 def _raw_route(request: type[BaseModel], response: type[BaseModel], key: str = "detail") -> dict[str, Any]:
     """The OpenAPI of a route that takes and returns raw JSON (parsed and checked by hand)."""
     return {
@@ -144,7 +162,7 @@ def _raw_route(request: type[BaseModel], response: type[BaseModel], key: str = "
             ],
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": request.model_json_schema()}},
+                "content": {"application/json": {"schema": _inline(request.model_json_schema())}},
             },
         },
     }
