@@ -75,7 +75,7 @@ lock: $(BIN)/python
 	  $(if $(WHEELS),--find-links $(WHEELS)) --custom-compile-command 'make lock' \
 	  -q -o $(LOCK)
 	sed -i 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/' $(LOCK)
-	@! grep -nEi '^(nvidia-|triton|cuda)' $(LOCK) || { echo "$(LOCK) has CUDA packages: resolve against torch's CPU wheel"; exit 1; }
+	@! grep -nEi '^(nvidia-|triton==|cuda)' $(LOCK) || { echo "$(LOCK) has CUDA packages: resolve against torch's CPU wheel"; exit 1; }
 
 lock-tools: $(STAMP)
 	$(BIN)/uv pip compile requirements/tools.in --python-version 3.11 \

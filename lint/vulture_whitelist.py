@@ -18,6 +18,14 @@ _.predict_model
 _.prometheus
 _.v2_model
 _.v2_model_version
+_.v2_server
+_.v2_live
+_.v2_model_ready
+_.v2_version_ready
+_.v2_model_infer
+_.v2_model_version_infer
+_.invocations
+_.http_error
 _.webhook
 _.docs
 
@@ -30,6 +38,10 @@ _._aware
 _._finite
 _._parent
 _.latest_at
+_.model_name
+_.model_version
+_.instances
+_.predictions
 
 # ruamel.yaml / DVC: attributes the library reads after we set them
 _.preserve_quotes

@@ -11,6 +11,7 @@ import hmac
 import json
 import math
 import random
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -648,19 +649,20 @@ def test_non_json_and_non_finite_bodies_are_422(tmp_path):
         assert r.status_code == 422, (raw, r.status_code, r.text)
 
 
-def test_the_body_must_be_declared_json(tmp_path):
+def test_a_json_body_is_json_whatever_its_content_type(tmp_path):
     c = client(make_agent(tmp_path, served(V1)))
     raw = json.dumps({"inputs": [[1, 2, 3, 4]]}).encode()
-    for content_type, code in (
-        ("application/json", 200),
-        ("application/json; charset=utf-8", 200),
-        ("Application/vnd.api+json", 200),
-        ("text/plain", 422),
-        ("application/x-www-form-urlencoded", 422),
+    for content_type in (
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/vnd.api+json",
+        "text/plain",
+        "application/x-www-form-urlencoded",  # what curl -d sends
     ):
         r = c.post("/predict", content=raw, headers={"content-type": content_type})
-        assert r.status_code == code, (content_type, r.text)
-    r = c.post("/predict", content=raw)  # no content type at all
+        assert r.status_code == 200, (content_type, r.text)
+    assert c.post("/predict", content=raw).status_code == 200  # no content type at all
+    r = c.post("/predict", content=b"inputs=1", headers={"content-type": "application/x-www-form-urlencoded"})
     assert r.status_code == 422 and "JSON" in r.json()["detail"]
 
 
@@ -922,6 +924,34 @@ def test_openapi_documents_predict(tmp_path):
         assert {"401", "404", "422", "500", "503"} <= set(op["responses"])
         assert "authorization" in [p["name"] for p in op["parameters"]]
     assert spec["components"]["schemas"]["PredictResponse"]["required"] == ["outputs", "model", "version"]
+    v2 = spec["paths"]["/v2/models/{model}/versions/{version}/infer"]["post"]
+    body = v2["requestBody"]["content"]["application/json"]["schema"]
+    assert "$ref" not in json.dumps(body)  # no #/$defs/... pointing at nothing in the document
+    assert body["properties"]["inputs"]["items"]["required"] == ["name", "shape", "datatype", "data"]
+    assert v2["responses"]["404"]["content"]["application/json"]["schema"]["properties"] == {
+        "error": {"type": "string"}
+    }
+    for path in ("/invocations", "/v2", "/v2/health/live", "/v2/health/ready", "/livez", "/readyz", "/ping"):
+        assert path in spec["paths"], path
+    refs = {m for m in re.findall(r'"\$ref": "#/components/schemas/(\w+)"', json.dumps(spec))}
+    assert refs <= set(spec["components"]["schemas"])  # every reference resolves
+
+
+def test_v2_and_mlflow_errors_are_their_protocols_and_one_line(tmp_path):
+    c = client(make_agent(tmp_path, served(V1)))
+    tensor = {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}
+    r = c.post("/v2/models/policy/infer", json={"id": "a", "inputs": [tensor]})
+    assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [10.0] and r.json()["id"] == "a"
+    r = c.post("/v2/models/policy/infer", json={"inputs": [{**tensor, "datatype": "BOOL"}]})
+    assert r.status_code == 422 and "BOOL" in r.json()["error"]
+    r = c.post("/v2/models/policy/infer", json={"inputs": [tensor], "outputs": [{"name": "logits"}]})
+    assert r.status_code == 422 and "'output'" in r.json()["error"]
+    assert c.get("/v2/nothing").json() == {"error": "Not Found"}
+    r = c.post("/invocations", json={"instances": "x"})
+    assert r.status_code == 422 and r.json()["error_code"] == "BAD_REQUEST"
+    empty = client(make_agent(tmp_path))
+    assert empty.get("/v2/models/policy/ready").status_code == 404
+    assert empty.get("/v2/health/ready").status_code == 503 and empty.get("/ping").status_code == 503
 
 
 def test_canary_responses_name_their_version(tmp_path):

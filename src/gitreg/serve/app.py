@@ -1,5 +1,10 @@
 """The HTTP side of `gitreg serve` (FastAPI): predict, health, readiness, models, metrics, webhook,
-and /docs (Swagger UI from the swagger-ui-bundle package's files, served here: no CDN).
+and /docs (Swagger UI from the swagger-ui-bundle package's files, served here: no CDN). Beside
+gitreg's own /predict it speaks the Open Inference Protocol V2 (``/v2/...``), MLflow's scoring
+convention (``/invocations``, ``/ping``) and Kubernetes' probe names (``/livez``, ``/readyz``);
+every protocol's request becomes the same batch on the same inference path (``answer``: limits,
+width checks, metrics, canary routing, fallback judging), only its body is read and written
+differently (``gitreg.serve.protocols``).
 
 Predictions run on the version the request was routed to; a swap never fails a request because
 the request holds its own reference to that version. A version whose forward passes take well
@@ -15,25 +20,39 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from json import dumps, loads
 from time import perf_counter
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from gitreg.serve.agent import Agent
 from gitreg.serve.config import MAX_WEBHOOK_BYTES, ServeOptions
 from gitreg.serve.health import build_report, iso, redact
 from gitreg.serve.metrics import Metrics
+from gitreg.serve.protocols import (
+    DATATYPES,
+    V2_INPUT,
+    V2_OUTPUT,
+    V2Request,
+    mlflow_inputs,
+    v2_batch,
+    v2_request,
+    v2_response,
+)
 from gitreg.serve.runtime import BadInput, as_batch, check_inputs
 from gitreg.serve.slots import ModelSlot, NotServing, Served
 from gitreg.serve.webhooks import Deliveries, delivery_id, signed
+from gitreg.version import __version__
 
 __all__ = ["MAX_WEBHOOK_BYTES", "ServeOptions", "create_app", "health_report", "redact"]
 
@@ -60,37 +79,99 @@ class PredictResponse(BaseModel):
     version: str
 
 
-def _detail(description: str) -> dict[str, Any]:
-    schema = {"type": "object", "properties": {"detail": {"type": "string"}}}
+class V2Tensor(BaseModel):
+    name: str = Field(description=f"{V2_INPUT!r}, the model's one input (see /v2/models/{{model}})")
+    shape: list[int] = Field(description="The batch first, then the model's input shape")
+    datatype: str = Field(description=f"One of {', '.join(DATATYPES)} (the policy runs in float32)")
+    data: list[Any] = Field(description="Row-major: flat, or nested exactly as the shape")
+
+
+class V2InferRequest(BaseModel):
+    id: str | None = Field(None, description="Echoed in the answer")
+    inputs: list[V2Tensor] = Field(description="One tensor")
+
+
+class V2OutputTensor(BaseModel):
+    name: str = Field(description=V2_OUTPUT)
+    shape: list[int]
+    datatype: str
+    data: list[Any] = Field(description="Flat, row-major")
+
+
+class V2InferResponse(BaseModel):
+    model_name: str
+    model_version: str = Field(description="The tag name of the version that answered")
+    id: str | None = None
+    outputs: list[V2OutputTensor]
+
+
+class MLflowRequest(BaseModel):
+    inputs: list[Any] | None = Field(None, description="A batch (or one observation on its own)")
+    instances: list[Any] | None = Field(None, description="The same, TF Serving's name (one of the two)")
+
+
+class MLflowResponse(BaseModel):
+    predictions: list[Any] = Field(description="One output per observation")
+
+
+def _detail(description: str, key: str = "detail") -> dict[str, Any]:
+    schema = {"type": "object", "properties": {key: {"type": "string"}}}
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-PREDICT_ROUTE: dict[str, Any] = {  # the OpenAPI of a route that takes and returns raw JSON
-    "response_class": Response,
-    "responses": {
-        200: {"model": PredictResponse, "description": "The outputs and the version that computed them"},
-        401: _detail("Missing or wrong bearer token (when the server has one)"),
-        404: _detail("No such model here"),
-        422: _detail("The body or its inputs do not fit the model"),
-        500: _detail("The model failed on these inputs"),
-        503: _detail("Nothing loaded yet"),
-    },
-    "openapi_extra": {
-        "parameters": [
-            {
-                "name": "authorization",
-                "in": "header",
-                "required": False,
-                "description": "Bearer <token>, when the server runs with --token-env",
-                "schema": {"type": "string"},
-            }
-        ],
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON schema with its ``$defs`` put in place of their ``$ref``s: inside the OpenAPI
+    document a ``#/$defs/...`` reference would point at nothing (the models are not recursive)."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return dict(resolve(schema))
+
+
+def _raw_route(request: type[BaseModel], response: type[BaseModel], key: str = "detail") -> dict[str, Any]:
+    """The OpenAPI of a route that takes and returns raw JSON (parsed and checked by hand)."""
+    return {
+        "response_class": Response,
+        "responses": {
+            200: {"model": response, "description": "The outputs and the version that computed them"},
+            401: _detail("Missing or wrong bearer token (when the server has one)", key),
+            404: _detail("No such model (or version) here", key),
+            413: _detail("The body is larger than --max-body-bytes", key),
+            422: _detail("The body or its inputs do not fit the model", key),
+            500: _detail("The model failed on these inputs", key),
+            503: _detail("Nothing loaded yet", key),
         },
-    },
-}
+        "openapi_extra": {
+            "parameters": [
+                {
+                    "name": "authorization",
+                    "in": "header",
+                    "required": False,
+                    "description": "Bearer <token>, when the server runs with --token-env",
+                    "schema": {"type": "string"},
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _inline(request.model_json_schema())}},
+            },
+        },
+    }
+
+
+PREDICT_ROUTE = _raw_route(PredictRequest, PredictResponse)
+V2_INFER_ROUTE = _raw_route(V2InferRequest, V2InferResponse, "error")
+MLFLOW_ROUTE = _raw_route(MLflowRequest, MLflowResponse, "message")
+Render = Callable[[Any], bytes]  # a batch's outputs -> the answer's body
 
 
 class _Hot:
@@ -126,28 +207,37 @@ async def read_body(request: Request, limit: int, what: str) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _read_inputs(content_type: str | None, raw: bytes) -> list[Any]:
-    """The ``inputs`` of a /predict body (a JSON object), or a 422."""
-    if content_type != "application/json" and not _is_json(content_type):
-        raise HTTPException(422, "the body must be JSON (Content-Type: application/json)")
+def _decode(raw: bytes, reader: Callable[[Any], Any]) -> Any:
+    """A body read as JSON whatever its Content-Type says (``curl -d`` sends a form's), then
+    by ``reader`` (the protocol's); a 422 naming what is wrong."""
     try:
         body = loads(raw)
     except (ValueError, RecursionError) as e:  # ValueError: bad JSON, or an int of > 4300 digits
         raise HTTPException(422, f"the body is not valid JSON: {str(e)[:200]}") from None
+    try:
+        return reader(body)
+    except BadInput as e:
+        raise HTTPException(422, str(e)) from None
+
+
+def _predict_inputs(body: Any) -> list[Any]:
+    """The ``inputs`` of a /predict body (a JSON object)."""
     if not isinstance(body, dict) or "inputs" not in body:
-        raise HTTPException(422, 'the body must be a JSON object with "inputs" (a batch of observations)')
+        raise BadInput('the body must be a JSON object with "inputs" (a batch of observations)')
     inputs = body["inputs"]
     if not isinstance(inputs, list):
-        raise HTTPException(422, "inputs must be a non-empty list (a batch of observations)")
+        raise BadInput("inputs must be a non-empty list (a batch of observations)")
     return inputs
 
 
-def _is_json(content_type: str | None) -> bool:
-    """application/json or application/*+json, parameters allowed (what FastAPI accepts)."""
-    if not content_type:
-        return False
-    main, _, sub = content_type.partition(";")[0].strip().lower().partition("/")
-    return main == "application" and (sub == "json" or sub.endswith("+json"))
+def _error_body(path: str, status: int, detail: Any) -> dict[str, Any] | None:
+    """An error in the shape of the protocol of ``path``: V2's ``{"error"}``, MLflow's
+    ``{"error_code", "message"}``; ``None``: gitreg's own ``{"detail"}``."""
+    if path == "/v2" or path.startswith("/v2/"):
+        return {"error": str(detail)}
+    if path in ("/invocations", "/ping"):
+        return {"error_code": "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR", "message": str(detail)}
+    return None
 
 
 def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agent: bool = True) -> FastAPI:
@@ -189,14 +279,12 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
             h = hot.setdefault((model, version), _Hot(metrics, model, version))
         return h
 
-    def infer(slot: ModelSlot, served: Served, h: _Hot, inputs: list[Any], single: bool = False) -> bytes:
+    def infer(slot: ModelSlot, served: Served, h: _Hot, inputs: list[Any], render: Render) -> bytes:
         """Run the model, count and time the request; the response body. Inline or in a worker.
         Only here, on inputs that fit, does a failure count against the version (a model fault)."""
         t0 = perf_counter()
         try:
             outputs = served.predict(inputs)
-            if single:
-                outputs = outputs[0]
         except Exception as e:
             elapsed = perf_counter() - t0
             h.error.inc()
@@ -208,14 +296,23 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
         judge(slot, served, True, elapsed)
         per_row, guess = elapsed / len(inputs), served.predict_seconds
         served.predict_seconds = per_row if guess is None else guess + EWMA_WEIGHT * (per_row - guess)
-        try:
-            return b'{"outputs":' + dumps(outputs, separators=(",", ":"), allow_nan=False).encode() + h.tail
-        except (TypeError, ValueError):  # NaN/inf (null in JSON) or a type json does not know
-            return (
-                PredictResponse(outputs=outputs, model=slot.name, version=served.version)
-                .model_dump_json()
-                .encode()
-            )
+        return render(outputs)
+
+    def predict_body(slot: ModelSlot, served: Served, h: _Hot, single: bool) -> Render:
+        def render(outputs: Any) -> bytes:
+            if single:
+                outputs = outputs[0]
+            try:
+                text = dumps(outputs, separators=(",", ":"), allow_nan=False)
+                return b'{"outputs":' + text.encode() + h.tail
+            except (TypeError, ValueError):  # NaN/inf (null in JSON) or a type json does not know
+                return (
+                    PredictResponse(outputs=outputs, model=slot.name, version=served.version)
+                    .model_dump_json()
+                    .encode()
+                )
+
+        return render
 
     def judge(slot: ModelSlot, served: Served, ok: bool, elapsed: float) -> None:
         event = slot.record(served, ok, elapsed)
@@ -227,42 +324,74 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
                 extra={"event": "fallback", "model": slot.name, "version": event.version, "role": event.role},
             )  # fmt: skip
 
-    async def run(model: str, request: Request) -> Response:
+    def model_slot(model: str) -> ModelSlot:
         slot = agent.slot(model)
         if slot is None:
             raise HTTPException(404, f"model {model!r} is not served here (see /models)")
-        raw = await read_body(request, opts.max_body_bytes, "the /predict body")
+        return slot
+
+    async def parse(request: Request, what: str, reader: Callable[[Any], Any]) -> Any:
+        raw = await read_body(request, opts.max_body_bytes, what)
         if len(raw) > PARSE_INLINE_BYTES:  # a big body is parsed off the event loop
-            inputs = await run_in_threadpool(_read_inputs, request.headers.get("content-type"), raw)
-        else:
-            inputs = _read_inputs(request.headers.get("content-type"), raw)
+            return await run_in_threadpool(_decode, raw, reader)
+        return _decode(raw, reader)
+
+    def pick(slot: ModelSlot, version: str | None) -> Served:
+        """The version that answers: routed (canary share, else production), or the named one."""
+        if version is None:
+            try:
+                return slot.route()
+            except NotServing:
+                raise HTTPException(503, f"{slot.name} has no version loaded yet (see /health)") from None
+        held = slot.served_versions()
+        chosen = next((s for s in held if s.version == version), None)
+        if chosen is None:
+            names = ", ".join(s.version for s in held) or "none yet"
+            raise HTTPException(404, f"{slot.name} {version} is not held here; held: {names}")
+        return chosen
+
+    async def answer(
+        slot: ModelSlot, served: Served, prepare: Callable[[Served, _Hot], tuple[list[Any], Render]]
+    ) -> Response:
+        """The one inference path of every protocol: ``prepare`` makes the batch /predict would
+        run and the protocol's renderer of its outputs; the checks, the metrics, the choice of
+        the event loop or a worker, and the fallback judging are the same for all."""
+        h = hot_path(slot.name, served.version)
         try:
-            served: Served = slot.route()
-        except NotServing:
-            raise HTTPException(503, f"{model} has no version loaded yet (see /health)") from None
-        h = hot_path(model, served.version)
-        inputs, single = as_batch(inputs, served.input_shape)
-        try:
+            inputs, render = prepare(served, h)
             check_inputs(inputs, served.input_shape, opts.max_batch)
         except BadInput as e:  # the client's error: never counted against the version
             h.rejected.inc()
             raise HTTPException(422, str(e)) from None
         guess = served.predict_seconds
         if guess is not None and guess * len(inputs) <= INLINE_SECONDS:
-            body = infer(slot, served, h, inputs, single)  # quicker than a hop to a worker and back
+            body = infer(slot, served, h, inputs, render)  # quicker than a hop to a worker and back
         else:
-            body = await run_in_threadpool(infer, slot, served, h, inputs, single)
+            body = await run_in_threadpool(infer, slot, served, h, inputs, render)
         return Response(body, media_type="application/json")
+
+    async def run(model: str, request: Request) -> Response:
+        slot = model_slot(model)
+        inputs = await parse(request, "the /predict body", _predict_inputs)
+
+        def prepare(served: Served, h: _Hot) -> tuple[list[Any], Render]:
+            batch, single = as_batch(inputs, served.input_shape)
+            return batch, predict_body(slot, served, h, single)
+
+        return await answer(slot, pick(slot, None), prepare)
+
+    def default_model() -> str:
+        model = agent.default_model()
+        if model is None:
+            raise HTTPException(503, "no model is followed yet (see /health)")
+        return model
 
     @app.post("/predict", **PREDICT_ROUTE)
     async def predict(request: Request) -> Response:
         """Predict with the only (or first) followed model."""
         if opts.token is not None:
             authorize(request.headers.get("authorization"))
-        model = agent.default_model()
-        if model is None:
-            raise HTTPException(503, "no model is followed yet (see /health)")
-        return await run(model, request)
+        return await run(default_model(), request)
 
     @app.post("/models/{model}/predict", **PREDICT_ROUTE)
     async def predict_model(model: str, request: Request) -> Response:
@@ -271,6 +400,17 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
             authorize(request.headers.get("authorization"))
         return await run(model, request)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Each protocol's errors in its own shape (one line, 4xx for the client's fault)."""
+        route = request.scope.get("route")
+        path = getattr(route, "path", None) or request.url.path
+        body = _error_body(path, exc.status_code, exc.detail)
+        if body is None:
+            return await http_exception_handler(request, exc)
+        return JSONResponse(body, exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.get("/livez")
     @app.get("/health")
     def health() -> Response:
         """ok or degraded; per model the served and wanted versions, last sync, last error.
@@ -278,6 +418,9 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
         body = build_report(agent, opts.stale_after).model_dump_json()
         return Response(body, media_type="application/json")
 
+    @app.get("/ping")
+    @app.get("/v2/health/ready")
+    @app.get("/readyz")
     @app.get("/ready")
     def ready() -> JSONResponse:
         """200 once every followed model serves something."""
@@ -305,6 +448,73 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
                 if s is not None
             }
         return out
+
+    @app.get("/v2")
+    def v2_server() -> dict[str, Any]:
+        """Open Inference Protocol V2 server metadata."""
+        return {"name": "gitreg", "version": __version__, "extensions": []}
+
+    @app.get("/v2/health/live")
+    def v2_live() -> dict[str, Any]:
+        """Open Inference Protocol V2 liveness: the process answers."""
+        return {"live": True}
+
+    @app.get("/v2/models/{model}/ready")
+    def v2_model_ready(model: str) -> dict[str, Any]:
+        """200 once the model serves a version (404: not followed here, 503: nothing loaded)."""
+        pick(model_slot(model), None)
+        return {"name": model, "ready": True}
+
+    @app.get("/v2/models/{model}/versions/{version}/ready")
+    def v2_version_ready(model: str, version: str) -> dict[str, Any]:
+        """200 if the agent holds this version (404 naming those it holds otherwise)."""
+        pick(model_slot(model), version)
+        return {"name": model, "version": version, "ready": True}
+
+    async def v2_infer(model: str, version: str | None, request: Request) -> Response:
+        if opts.token is not None:
+            authorize(request.headers.get("authorization"))
+        slot = model_slot(model)
+        if request.headers.get("inference-header-content-length") is not None:
+            raise HTTPException(
+                422,
+                "binary tensor data is not supported: send the data as JSON "
+                "(tritonclient: set_data_from_numpy(array, binary_data=False))",
+            )
+        req: V2Request = await parse(request, "the inference request", v2_request)
+
+        def prepare(served: Served, _: _Hot) -> tuple[list[Any], Render]:
+            def render(outputs: Any) -> bytes:
+                return to_json(v2_response(slot.name, served.version, req.id, outputs))
+
+            return v2_batch(req, served.input_shape), render
+
+        return await answer(slot, pick(slot, version), prepare)
+
+    @app.post("/v2/models/{model}/infer", **V2_INFER_ROUTE)
+    async def v2_model_infer(model: str, request: Request) -> Response:
+        """Open Inference Protocol V2 inference: routed like /predict (canary share included)."""
+        return await v2_infer(model, None, request)
+
+    @app.post("/v2/models/{model}/versions/{version}/infer", **V2_INFER_ROUTE)
+    async def v2_model_version_infer(model: str, version: str, request: Request) -> Response:
+        """Open Inference Protocol V2 inference on one version the agent holds (404 otherwise)."""
+        return await v2_infer(model, version, request)
+
+    @app.post("/invocations", **MLFLOW_ROUTE)
+    async def invocations(request: Request) -> Response:
+        """MLflow's scoring convention, on the only (or first) followed model:
+        ``{"inputs": [...]}`` or ``{"instances": [...]}`` → ``{"predictions": [...]}``."""
+        if opts.token is not None:
+            authorize(request.headers.get("authorization"))
+        slot = model_slot(default_model())
+        inputs = await parse(request, "the /invocations body", mlflow_inputs)
+
+        def prepare(served: Served, _: _Hot) -> tuple[list[Any], Render]:
+            batch, _single = as_batch(inputs, served.input_shape)  # always answered as a batch
+            return batch, lambda outputs: to_json({"predictions": outputs})
+
+        return await answer(slot, pick(slot, None), prepare)
 
     @app.get("/v2/models/{model}")
     def v2_model(model: str) -> JSONResponse:
