@@ -29,6 +29,9 @@ def test_a_staging_fleet_and_a_production_fleet_share_one_registry(registry, rem
     m = staging.model()
     assert (m["served"], m["wanted"], m["canary"]["served"]) == (V2, V2, None)
     assert {staging.predict().json()["version"] for _ in range(20)} == {V2}  # no canary split
+    answer = staging.predict()
+    assert (answer.headers["x-gitreg-stage"], answer.headers["x-gitreg-version"]) == ("staging", V2)
+    assert production.predict().headers["x-gitreg-stage"] == "production"
     assert {production.predict().json()["version"] for _ in range(40)} == {V1, V3}
     registry.promote(V3, "staging", direct=True, push=True, force=True)  # staging moves on
     wait_for(lambda: staging.model()["served"] == V3, "staging serving V3", 60, staging)

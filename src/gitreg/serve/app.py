@@ -368,7 +368,9 @@ def create_app(agent: Agent, options: ServeOptions | None = None, *, manage_agen
             body = infer(slot, served, h, inputs, render)  # quicker than a hop to a worker and back
         else:
             body = await run_in_threadpool(infer, slot, served, h, inputs, render)
-        return Response(body, media_type="application/json")
+        # every answer says which stage of models.yaml (gitreg serve --stage) and version gave it
+        headers = {"X-Gitreg-Stage": agent.config.stage, "X-Gitreg-Version": served.version}
+        return Response(body, media_type="application/json", headers=headers)
 
     async def run(model: str, request: Request) -> Response:
         slot = model_slot(model)
