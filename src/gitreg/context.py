@@ -28,7 +28,7 @@ from gitreg.errors import (
     ShallowClone,
     UnknownRevision,
 )
-from gitreg.gitrepo import GitRepo
+from gitreg.gitrepo import GitRepo, notes
 
 Clock = Callable[[], datetime]
 LIST_CACHE_FILE = "list-cache"
@@ -36,6 +36,40 @@ LIST_CACHE_FILE = "list-cache"
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
+    """An exclusive flock on ``path`` (released if we die), waiting up to ``timeout`` seconds
+    (default ``GITREG_LOCK_TIMEOUT``, 600) and then raising :class:`RegistryLocked` naming the
+    holder; the holder's pid is noted in the file while it is held. The registry's lock and the
+    ``--repo`` mirror cache's."""
+    if timeout is None:
+        timeout = float(os.environ.get("GITREG_LOCK_TIMEOUT", "600"))
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout
+    held = False
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+                    raise RegistryLocked(str(path), holder) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} since {utcnow().isoformat(timespec='seconds')}".encode(), 0)
+        held = True
+        yield
+    finally:
+        if held:  # a note left behind means its holder died (gitreg doctor reports it)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+        os.close(fd)  # closing the descriptor releases the flock
 
 
 @dataclass(frozen=True)
@@ -125,16 +159,13 @@ class Context:
         if self._notes_checked or self.bare:
             return
         self._notes_checked = True
-        self.git.notes_in_step(refs)
+        notes.notes_in_step(self.git, refs)
 
     def fetch_notes(self) -> bool:
         """Fetch the remote's validation notes now (a version needed validated is not, here);
         True when new ones came in."""
         remote = None if self.bare else self.git.remote_name()
-        if remote is None:
-            return False
-        before = self.git.note_ids()
-        return self.git.fetch_notes(remote) and self.git.note_ids() != before
+        return remote is not None and notes.fetch_notes(self.git, remote)
 
     # -- the manifest ------------------------------------------------------------------------------
     def manifest(self) -> mf.Manifest:
@@ -209,30 +240,5 @@ class Context:
     @contextlib.contextmanager
     def lock(self, timeout: float | None = None) -> Iterator[None]:
         """Serialize mutating commands in one repository (a flock: released if we die)."""
-        if timeout is None:
-            timeout = float(os.environ.get("GITREG_LOCK_TIMEOUT", "600"))
-        path = self.paths.lock
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + timeout
-        held = False
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as e:
-                    if e.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                    if time.monotonic() >= deadline:
-                        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
-                        raise RegistryLocked(str(path), holder) from None
-                    time.sleep(0.05)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} since {utcnow().isoformat(timespec='seconds')}".encode(), 0)
-            held = True
+        with exclusive_lock(self.paths.lock, timeout):
             yield
-        finally:
-            if held:  # a note left behind means its holder died (gitreg doctor reports it)
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, 0)
-            os.close(fd)  # closing the descriptor releases the flock

@@ -34,3 +34,8 @@ def remove_empty_parents(folder: Path, stop: Path) -> None:
         while folder != stop and folder.is_relative_to(stop) and not any(folder.iterdir()):
             folder.rmdir()
             folder = folder.parent
+
+
+def user_cache_dir() -> Path:
+    """gitreg's folder in the user cache: ``$XDG_CACHE_HOME/gitreg``, else ``~/.cache/gitreg``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gitreg"

@@ -10,30 +10,23 @@ bundle bytes never — ``pull`` reads them straight from the DVC remote. Every l
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitreg.errors import RegistryLocked
+from gitreg.context import exclusive_lock
+from gitreg.fs import user_cache_dir
 from gitreg.gitrepo import GitRepo
 from gitreg.gitrepo.credentials import split_url
 
 if TYPE_CHECKING:
     from gitreg.gitrepo.transport import ProgressCallback
 
-LOCK_TIMEOUT_S = 600.0
-
 
 def cache_root() -> Path:
     explicit = os.environ.get("GITREG_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gitreg"
+    return Path(explicit) if explicit else user_cache_dir()
 
 
 def mirror_path(url: str) -> Path:
@@ -49,29 +42,9 @@ def open_mirror(url: str, *, progress: ProgressCallback | None = None) -> Path:
     """The up-to-date bare mirror of ``url``: cloned the first time (blob-filtered), else fetched."""
     path = mirror_path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path.with_name(path.name + ".lock")):
+    with exclusive_lock(path.with_name(path.name + ".lock")):
         if (path / "HEAD").exists():
             GitRepo(path).fetch_mirror(progress=progress)
         else:
             GitRepo.mirror(url, path, progress=progress, blob_filter=True)
     return path
-
-
-@contextmanager
-def _locked(lock: Path) -> Iterator[None]:
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + float(os.environ.get("GITREG_LOCK_TIMEOUT", LOCK_TIMEOUT_S))
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RegistryLocked(
-                        str(lock), "another gitreg process is fetching this mirror"
-                    ) from None
-                time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)  # closing releases the flock

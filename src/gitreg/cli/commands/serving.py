@@ -12,6 +12,7 @@ import typer
 
 from gitreg.cli._context import AllowArchitectureOpt, AllowedSignersOpt, architectures, trust_signers
 from gitreg.errors import GitregError
+from gitreg.fs import user_cache_dir
 
 if TYPE_CHECKING:
     from gitreg.serve.health import HealthReport
@@ -177,7 +178,7 @@ def serve(
         )
     # the cache folder is keyed by the URL without its password: a new token keeps the mirror
     clean_url = split_url(repo_url)[0]
-    cache_dir = cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gitreg" / "serve"
+    cache_dir = cache or user_cache_dir() / "serve"
     agent = AgentConfig(
         repo=repo_url,
         cache=cache_dir.resolve() / hashlib.sha1(clean_url.encode(), usedforsecurity=False).hexdigest()[:12],
