@@ -6,7 +6,8 @@ Reads are batched so that listing stays fast at any number of versions: one
 (a plain subprocess: importing GitPython alone costs more than listing 10,000 tags); clone,
 fetch and push go through GitPython (:mod:`gitreg.gitrepo.transport`, imported on first use)
 for its progress reports and typed errors. What git prints is parsed in
-:mod:`gitreg.gitrepo.parse` (pure). Only plain dataclasses leave here.
+:mod:`gitreg.gitrepo.parse` (pure); the notes a remote sends are taken in by
+:mod:`gitreg.gitrepo.notes`. Only plain dataclasses leave here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitreg.errors import GitError, NotARegistry
-from gitreg.gitrepo.credentials import GitAuth, split_url
+from gitreg.gitrepo.credentials import GitAuth, login_error, split_url
+from gitreg.gitrepo.notes import NOTES_REF
 from gitreg.gitrepo.parse import (
     LOG_FORMAT,
     TAG_FIELDS,
@@ -55,22 +57,16 @@ __all__ = [
     "run_git",
 ]
 
-NOTES_REF = "refs/notes/gitreg"
 _TAG_GLOB = "refs/tags/v[0-9][0-9][0-9][0-9]-*"
 _FIELDS = TAG_FIELDS  # the names benchmarks/list_whatif.py reads
 _FORMAT = TAG_FORMAT
 
 
-def _notes_fetch_glob(remote: str) -> str:
-    """The fetch refspec configured for the remote: a pattern, so that ``git fetch`` from a
-    remote without notes yet matches nothing instead of failing (an exact source must exist)."""
-    return f"+{NOTES_REF}*:refs/notes/remotes/{remote}/gitreg*"
-
-
-def _is_notes_tracking(ref: str) -> bool:
-    """``refs/notes/remotes/REMOTE/gitreg``: a remote's copy of the validation notes."""
-    parts = ref.split("/")
-    return len(parts) == 5 and parts[:3] == ["refs", "notes", "remotes"] and parts[4] == "gitreg"
+def pick_remote(names: Sequence[str]) -> str | None:
+    """The remote gitreg talks to: ``origin``, else the first one; None without any."""
+    if not names:
+        return None
+    return "origin" if "origin" in names else sorted(names)[0]
 
 
 def find_root(path: Path) -> Path | None:
@@ -98,23 +94,6 @@ def _auth_env(url: str, auth: GitAuth | None) -> dict[str, str]:
     if auth is not None:
         env.update(auth.git_env(url, env))
     return env
-
-
-def _auth_error(e: GitError, auth: GitAuth | None) -> GitError:
-    """A refused login said as such: which variable's token was refused, or that one is needed."""
-    said = e.stderr.lower()
-    if "authentication failed" in said or "could not read username" in said or " 401" in said:
-        if auth is None:
-            hint = "the remote asks for a login: give a token (gitreg serve --git-token-env NAME)"
-        elif auth.password is not None:
-            hint = "the password in the repository URL was refused: check it is current and may read the repo"
-        else:
-            hint = (
-                f"the token in ${auth.token_env} was refused (or is empty): check it is current "
-                "and may read the repository"
-            )
-        return GitError(e.command, e.stderr, hint)
-    return e
 
 
 class GitRepo:
@@ -163,7 +142,7 @@ class GitRepo:
             try:
                 transport.clone_mirror(clean, tmp, _auth_env(clean, auth), progress, blob_filter=blob_filter)
             except GitError as e:
-                raise _auth_error(e, auth) from None
+                raise login_error(e, auth) from None
             tmp.rename(path)
         return cls(path)
 
@@ -181,7 +160,7 @@ class GitRepo:
         try:
             transport.fetch(self.root, "origin", [], _auth_env(clean, auth), progress, prune=True, force=True)
         except GitError as e:
-            raise _auth_error(e, auth) from None
+            raise login_error(e, auth) from None
 
     @classmethod
     def init(cls, path: Path) -> GitRepo:
@@ -220,8 +199,8 @@ class GitRepo:
 
     def version_tag_ids(self) -> tuple[list[tuple[str, str]], dict[str, str]]:
         """(name, object id) of every tag whose name starts like a version, and (ref, id) of
-        every notes ref (what :meth:`notes_in_step` needs): one cheap git call (no object is
-        read: the ids key the list cache, which holds what the objects say)."""
+        every notes ref (what :func:`gitreg.gitrepo.notes.notes_in_step` needs): one cheap git
+        call (no object is read: the ids key the list cache, which holds what the objects say)."""
         out = run_git(
             ["for-each-ref", "--format=%(refname) %(objectname)", _TAG_GLOB, "refs/notes/"], self.root
         )
@@ -251,10 +230,9 @@ class GitRepo:
         blob-filtered mirror) git fetches missing blobs as it reads them; readers that cannot
         (DVC's pygit2 waits for ever) then find them. Elsewhere: a cheap no-op read."""
         proc = run_git(["ls-tree", "-r", "-z", rev, "--", *paths], self.root, check=False)
-        entries = proc.stdout.decode(errors="replace").split("\0") if proc.returncode == 0 else []
-        shas = [e.split("\t", 1)[0].split()[2] for e in entries if e.count(" ") >= 2 and "\t" in e]
-        if shas:
-            self.read_objects(shas)
+        entries = parse_ls_tree(proc.stdout.decode()) if proc.returncode == 0 else []
+        if entries:
+            self.read_objects(e.sha for e in entries)
 
     def read_file(self, rev: str, path: str) -> bytes | None:
         """A file's bytes at a revision, or None when it is not there."""
@@ -452,10 +430,7 @@ class GitRepo:
         run_git(["notes", f"--ref={ref}", "add", "-f", "-F", "-", obj], self.root, input=text.encode())
 
     def remote_name(self) -> str | None:
-        remotes = self._git("remote").split()
-        if not remotes:
-            return None
-        return "origin" if "origin" in remotes else remotes[0]
+        return pick_remote(self._git("remote").split())
 
     def remote_url(self, name: str) -> str | None:
         """The URL as configured (before insteadOf rewrites): what tells GitHub from GitLab."""
@@ -536,82 +511,6 @@ class GitRepo:
         run_git(["notes", f"--ref={ref}", "merge", "-q", "-s", "ours", tmp], self.root)
         run_git(["update-ref", "-d", tmp], self.root, check=False)
         self.push(remote, [f"{ref}:{ref}"], progress=progress)
-
-    # -- notes from the remote: a plain `git clone` fetches none ------------------------------
-    def notes_in_step(self, refs: dict[str, str] | None = None) -> None:
-        """Take in the validation notes that came from the remote: ``refs/notes/gitreg`` is
-        fast-forwarded to (or, when both moved, merged with, local notes winning) the remote's
-        copy in ``refs/notes/remotes/REMOTE/gitreg``. The first time, the remote's fetch
-        refspec is configured to bring that copy with every ``git fetch`` / ``git pull`` and it
-        is fetched once. ``refs``: the notes refs and their ids when the caller has read them
-        (:meth:`version_tag_ids`), so that nothing changed costs no git call; never raises (a
-        read command must not fail because the remote is away)."""
-        refs = self._notes_refs() if refs is None else refs
-        local = refs.get(NOTES_REF)
-        tracking = {name: oid for name, oid in refs.items() if _is_notes_tracking(name)}
-        if not tracking:
-            remote, specs = self._remote_fetch_refspecs()
-            if remote is None or _notes_fetch_glob(remote) in specs:
-                return  # no remote, or configured already (it has no notes yet)
-            run_git(["config", "--add", f"remote.{remote}.fetch", _notes_fetch_glob(remote)], self.root)
-            self.fetch_notes(remote)
-            return
-        for name, oid in sorted(tracking.items()):
-            local = self._take_notes(local, name, oid)
-
-    def fetch_notes(self, remote: str) -> bool:
-        """Fetch the remote's notes into their tracking ref now (``check`` and ``promote`` do
-        when a version they need validated is not, here) and take them in; False when the
-        remote is away or has no notes."""
-        ref = self._notes_refspec(remote).split(":", 1)[1]
-        # A plain git process, not GitPython: `gitreg list` on a fresh clone pays no import.
-        fetched = run_git(["fetch", "-q", remote, self._notes_refspec(remote)], self.root, check=False)
-        if fetched.returncode != 0:
-            return False  # away, or no notes there yet
-        theirs = self._notes_refs().get(ref)
-        if theirs is None:
-            return False
-        self._take_notes(self._notes_refs().get(NOTES_REF), ref, theirs)
-        return True
-
-    @staticmethod
-    def _notes_refspec(remote: str) -> str:
-        return f"+{NOTES_REF}:refs/notes/remotes/{remote}/gitreg"
-
-    def _notes_refs(self) -> dict[str, str]:
-        fmt = "--format=%(refname) %(objectname)"
-        proc = run_git(["for-each-ref", fmt, "refs/notes/"], self.root, check=False)
-        words = proc.stdout.decode(errors="replace").split()
-        return dict(zip(words[::2], words[1::2], strict=True)) if proc.returncode == 0 else {}
-
-    def _remote_fetch_refspecs(self) -> tuple[str | None, list[str]]:
-        """The remote :meth:`remote_name` picks and its fetch refspecs: one git call."""
-        proc = run_git(["config", "--get-regexp", r"^remote\..*\.(url|fetch)$"], self.root, check=False)
-        specs: dict[str, list[str]] = {}
-        for line in proc.stdout.decode(errors="replace").splitlines():
-            key, _, value = line.partition(" ")
-            name, _, kind = key.removeprefix("remote.").rpartition(".")
-            specs.setdefault(name, [])
-            if kind == "fetch":
-                specs[name].append(value.strip())
-        if not specs:
-            return None, []
-        remote = "origin" if "origin" in specs else sorted(specs)[0]
-        return remote, specs[remote]
-
-    def _take_notes(self, local: str | None, ref: str, theirs: str) -> str | None:
-        """Bring ``NOTES_REF`` (at ``local``) up to ``theirs``; the new local id."""
-        if local == theirs or (local is not None and self._is_ancestor(theirs, local)):
-            return local
-        if local is None or self._is_ancestor(local, theirs):  # compare-and-swap: a racing writer wins
-            moved = run_git(["update-ref", NOTES_REF, theirs, local or ""], self.root, check=False)
-            return theirs if moved.returncode == 0 else local
-        # Both moved (a record made here, others there): merge, keeping ours where both annotate.
-        run_git(["notes", f"--ref={NOTES_REF}", "merge", "-q", "-s", "ours", ref], self.root, check=False)
-        return self.rev_parse(NOTES_REF)
-
-    def _is_ancestor(self, a: str, b: str) -> bool:
-        return run_git(["merge-base", "--is-ancestor", a, b], self.root, check=False).returncode == 0
 
     # -- branches and commits without touching the working tree -------------------------------
     def commit_file(

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from gitreg.errors import GitregError
+from gitreg.errors import GitError, GitregError
 
 DEFAULT_USERNAME = "x-access-token"  # GitHub's name for token auth; GitLab and Gitea take any name
 URL_PASSWORD_ENV = "GITREG_GIT_URL_PASSWORD"  # set only in git's environment, from the URL's password
@@ -128,3 +128,20 @@ def _hostport(parts: SplitResult) -> str:
 
 def _with_netloc(parts: SplitResult, netloc: str) -> str:
     return parts._replace(netloc=netloc).geturl()
+
+
+def login_error(e: GitError, auth: GitAuth | None) -> GitError:
+    """A refused login said as such: which variable's token was refused, or that one is needed."""
+    said = e.stderr.lower()
+    if "authentication failed" in said or "could not read username" in said or " 401" in said:
+        if auth is None:
+            hint = "the remote asks for a login: give a token (gitreg serve --git-token-env NAME)"
+        elif auth.password is not None:
+            hint = "the password in the repository URL was refused: check it is current and may read the repo"
+        else:
+            hint = (
+                f"the token in ${auth.token_env} was refused (or is empty): check it is current "
+                "and may read the repository"
+            )
+        return GitError(e.command, e.stderr, hint)
+    return e
