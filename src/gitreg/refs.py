@@ -39,7 +39,10 @@ def version_of(ctx: Context, text: str, at: str | None = None) -> str:
     ref = parse_reference(text)
     if ref.model is None:
         return ref.selector
-    return _lookup(ctx, ref, at)[0]
+    version = _lookup(ctx, ref, at)[0]
+    if ref.is_version:  # MODEL@VERSION: that version must be MODEL's
+        _same_model(text, ref.model, catalog.get(ctx, version).model, version)
+    return version
 
 
 def resolve(ctx: Context, text: str, at: str | None = None) -> Resolution:
@@ -49,8 +52,8 @@ def resolve(ctx: Context, text: str, at: str | None = None) -> Resolution:
     version, traffic = (ref.selector, None) if ref.model is None else _lookup(ctx, ref, at)
     info = catalog.get(ctx, version)
     stage = None if ref.model is None or ref.is_version else ref.selector
-    if ref.model is not None and info.model != ref.model:
-        raise InvalidReference(text, f"{version} is a version of {info.model}, not {ref.model}")
+    if ref.model is not None:
+        _same_model(text, ref.model, info.model, version)
     return Resolution(
         reference=text,
         model=info.model,
@@ -64,6 +67,11 @@ def resolve(ctx: Context, text: str, at: str | None = None) -> Resolution:
         manifest_ref=at,
         set_by=_set_by(ctx, info.model, stage, version, at) if stage not in (None, LATEST) else None,
     )
+
+
+def _same_model(text: str, asked: str, actual: str, version: str) -> None:
+    if actual != asked:
+        raise InvalidReference(text, f"{version} is a version of {actual}, not {asked}")
 
 
 def _lookup(ctx: Context, ref: Reference, at: str | None) -> tuple[str, float | None]:

@@ -123,8 +123,10 @@ def parse_reference(text: str) -> Reference:
     model, _, selector = text.partition("@")
     if not model:
         raise InvalidReference(text, "the model name before @ is empty")
-    if not _MODEL.fullmatch(model) or model in {".", ".."}:
-        raise InvalidReference(text, f"{model[:40]!r} is not a model name")
+    try:
+        check_model_name(model)
+    except InvalidModelName:
+        raise InvalidReference(text, f"{model[:40]!r} is not a model name") from None
     if not selector:
         raise InvalidReference(text, "the stage after @ is empty")
     if selector == "archived":

@@ -140,6 +140,8 @@ def test_an_empty_stage_says_which_and_how_to_fill_it(
         registry.resolve("ranker@latest")
     with pytest.raises(InvalidReference):
         registry.resolve(f"ranker@{V1}")  # a version of another model
+    with pytest.raises(InvalidReference):
+        registry.get(f"ranker@{V1}")  # every command, not only resolve
 
 
 def test_the_grammar() -> None:

@@ -125,12 +125,7 @@ _MISSING_HINT = (
 
 def _staged(manifest: Manifest, summaries: dict[str, TagSummary]) -> set[str]:
     """The versions that hold a stage or a canary in models.yaml (and are versions of that model)."""
-    wanted: set[tuple[str, str]] = set()
-    for name, entry in manifest.model.models.items():
-        wanted |= {(name, v) for v in entry.stages.values()}
-        if entry.canary is not None:
-            wanted.add((name, entry.canary.version))
-    return {v for v, s in summaries.items() if (s.model, v) in wanted}
+    return {v for v, s in summaries.items() if set(manifest.stages_of(s.model, v)) - {"archived"}}
 
 
 def check_notes(ctx: Context) -> list[Finding]:
