@@ -37,5 +37,10 @@ def remove_empty_parents(folder: Path, stop: Path) -> None:
 
 
 def user_cache_dir() -> Path:
-    """gitreg's folder in the user cache: ``$XDG_CACHE_HOME/gitreg``, else ``~/.cache/gitreg``."""
+    """gitreg's folder in the user cache (the ``--repo`` mirrors, ``gitreg.load``'s bundles,
+    serve's default): ``$GITREG_CACHE_DIR``, else ``$XDG_CACHE_HOME/gitreg``, else
+    ``~/.cache/gitreg``."""
+    explicit = os.environ.get("GITREG_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gitreg"

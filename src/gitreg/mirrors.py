@@ -11,7 +11,6 @@ bundle bytes never — ``pull`` reads them straight from the DVC remote. Every l
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,18 +23,13 @@ if TYPE_CHECKING:
     from gitreg.gitrepo.transport import ProgressCallback
 
 
-def cache_root() -> Path:
-    explicit = os.environ.get("GITREG_CACHE_DIR")
-    return Path(explicit) if explicit else user_cache_dir()
-
-
 def mirror_path(url: str) -> Path:
     """Where the mirror of ``url`` lives: keyed by the URL without its password."""
     clean, _ = split_url(url)
     key = hashlib.sha256(clean.encode()).hexdigest()[:16]
     name = clean.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")[:40] or "repo"
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return cache_root() / "mirrors" / f"{safe}-{key}.git"
+    return user_cache_dir() / "mirrors" / f"{safe}-{key}.git"
 
 
 def open_mirror(url: str, *, progress: ProgressCallback | None = None) -> Path:

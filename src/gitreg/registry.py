@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from gitreg.doctor import DoctorReport, Finding
     from gitreg.gitrepo import GitRepo
     from gitreg.lifecycle import ChangeResult, CheckReport, ModelStatus, Problem, StageChange, StageState
+    from gitreg.loading import LoadedPolicy
     from gitreg.pull import PullResult
     from gitreg.refs import Resolution
     from gitreg.register import RegisterResult
@@ -175,6 +176,31 @@ class Registry:
         from gitreg.refs import version_of
 
         return version_of(self.ctx, reference, at)
+
+    def load(
+        self,
+        reference: str,
+        *,
+        at: str | None = None,
+        cache_dir: Path | str | None = None,
+        require_signed: bool = False,
+        allow_architectures: Sequence[str] = (),
+        smoke_test: bool = True,
+        threads: int | None = None,
+    ) -> LoadedPolicy:
+        """``reference`` loaded into this process as the deploy agent loads it (see loading.py):
+        under models.yaml's ``policy:``, verified, smoke-loaded in a sandboxed child, cached by
+        content under ``cache_dir`` (default: gitreg's user cache, ``bundles/``)."""
+        from gitreg.fs import user_cache_dir
+        from gitreg.loading import LoadOptions, load_reference
+        from gitreg.store.cache import BundleCache
+
+        cache = BundleCache(Path(cache_dir) if cache_dir is not None else user_cache_dir() / "bundles")
+        options = LoadOptions(
+            require_signed=require_signed, allow_architectures=tuple(allow_architectures),
+            smoke_test=smoke_test, threads=threads, reuse_smoke=True,
+        )  # fmt: skip
+        return load_reference(self.ctx, reference, cache, options, at)
 
     def get(self, version: str) -> VersionInfo:
         return catalog.get(self.ctx, self.version_of(version))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -50,3 +52,29 @@ def test_demo_runs_and_keeps_a_registry_with_pushed_tags_and_uploaded_bytes(tmp_
     pulled = workdir / "pulled" / versions[0]
     assert (pulled / "policy.pt").is_file() and (pulled / "metadata.json").is_file()
     assert (workdir / "registry" / "models.yaml").is_file()
+    readme_python_example_runs(workdir, tmp_path)
+
+
+def readme_python_example_runs(workdir: Path, tmp_path: Path) -> None:
+    """The README's Python API example, as printed, on the registry the demo kept."""
+    import sys
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Python API", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "/tmp/gitreg-tour" in code
+    code = code.replace("/tmp/gitreg-tour", str(workdir))
+    env = {**os.environ, "GITREG_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first, outputs, latest = proc.stdout.strip().splitlines()
+    assert VERSION.match(first.split()[0]) and VERSION.fullmatch(latest)
+    assert outputs.startswith("[[") and len(json.loads(outputs)[0]) == 2  # CartPole: two actions

@@ -436,7 +436,7 @@ def test_a_safetensors_bundle_with_an_allow_listed_architecture_validates(
     assert info.status == "validated" and info.architecture == TINY
     assert info.validation.policy_format == "safetensors" and info.validation.output_shape == [1, 2]
     # what the runtime serves is what was validated
-    from gitreg.serve.runtime import StateDictPolicy
+    from gitreg.runtime import StateDictPolicy
 
     pulled = Path(registry.pull(version, tmp_path / "pulled").out)
     served = StateDictPolicy(pulled / "policy.safetensors", TINY, {"hidden": 16}, [4], [TINY])

@@ -315,7 +315,7 @@ def test_check_inputs_names_the_first_bad_item_in_a_large_batch(inputs, shape, e
 
 def test_torch_policy_refuses_non_finite_outputs(tmp_path):
     torch = pytest.importorskip("torch")
-    from gitreg.serve.runtime import SMALL_OUTPUT, TorchPolicy
+    from gitreg.runtime import SMALL_OUTPUT, TorchPolicy
 
     class Log(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -970,7 +970,7 @@ def test_redact_hides_credentials():
 
 def test_torch_policy_learns_its_input_width_when_the_metadata_does_not_say(tmp_path):
     torch = pytest.importorskip("torch")
-    from gitreg.serve.runtime import TorchPolicy
+    from gitreg.runtime import TorchPolicy
 
     class Scale(torch.nn.Module):  # element-wise against a weight of 5: width 1 broadcasts too
         def __init__(self) -> None:

@@ -178,7 +178,7 @@ def _drop_canary(registry: Any) -> None:
 
 
 def test_unfinished_pulls_count_in_the_cache_size_and_are_cleaned_at_start(tmp_path):
-    from gitreg.serve.cache import BundleCache
+    from gitreg.store.cache import BundleCache
 
     cache = BundleCache(tmp_path / "bundles")
     assert cache.used_bytes() == 0 and cache.clean_stale() == 0  # no folder yet

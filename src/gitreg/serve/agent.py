@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -27,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from gitreg import manifest as mf
-from gitreg import policy as load_policy
 from gitreg.errors import (
     CacheFull,
     DigestMismatch,
@@ -39,10 +37,11 @@ from gitreg.errors import (
 )
 from gitreg.gitrepo import GitRepo
 from gitreg.gitrepo.credentials import split_url
-from gitreg.serve.cache import BundleCache
+from gitreg.loading import one_line
 from gitreg.serve.config import AgentConfig
 from gitreg.serve.metrics import Metrics
 from gitreg.serve.slots import ModelSlot, Served
+from gitreg.store.cache import BundleCache
 
 log = logging.getLogger("gitreg.serve")
 
@@ -204,7 +203,7 @@ class Agent:
                 self._sync()
             except Exception as e:
                 self.state.failures += 1
-                self.state.last_error = _line(e)
+                self.state.last_error = one_line(e)
                 self.metrics.sync_failures.inc()
                 raise
             self.state.failures = 0
@@ -372,153 +371,29 @@ class Agent:
             )
 
     def _load(self, reg: Any, model: str, version: str) -> Served:
-        from gitreg import sandbox as validate
-        from gitreg.metadata import parse_metadata
-        from gitreg.store import policy_file
+        from gitreg.loading import LoadOptions, load
 
-        info = reg.get(version)
-        if info.model != model:
-            raise Rejected(f"{version} is a version of {info.model}, not {model}")
-        policy = self._policy
-        rules = load_policy.effective(
-            policy, require_signed=self.config.require_signed, architectures=self.config.allow_architectures
-        )
-        allowed = rules.architectures
-        total = sum(f.size for f in info.files)
-        refused = load_policy.size_refusal(rules, total) or load_policy.signature_refusal(
-            rules, lambda: reg.git.verify_tag(version)
-        )
-        if refused is not None:
-            by = "the policy requires" if policy.require_signed else "--require-signed requires"
-            raise Rejected(_refusal_text(refused, "the bundle", by))
-        name = policy_file(f.path for f in info.files)
-        if name is None:
-            raise Rejected("the bundle has no policy.pt or policy.safetensors")
-        _check_commit(reg, info)  # what `gitreg pull` checks, before the cache is trusted: every time
-        target = self.cache.folder_for(info.files)
-        if not self.cache.holds(target, info.files):  # the cache is disk: re-verified each time
-            self._make_room(total)
-            try:
-                self.cache.fill(target, lambda dest: reg.pull(version, dest))
-            except OSError as e:
-                if e.errno != errno.ENOSPC:
-                    raise
-                raise CacheFull(
-                    f"no space left on the disk of {self.cache.root} for {version} ({total} bytes)",
-                    "free disk space there or set --cache-max-bytes below what the disk holds",
-                ) from None
-        self.cache.touch(target)
-        self._bundle_of[(model, version)] = target
-        meta = parse_metadata((target / "metadata.json").read_bytes())
-        policy_path = target / name
-        kind = validate.policy_format(policy_path)  # from the zip directory: nothing is unpickled
-        fmt: load_policy.BundleFormat = "torchscript" if kind == "torchscript" else "state_dict"
-        refused = load_policy.format_refusal(rules, fmt, info.framework, meta.architecture)
-        if refused is not None:
-            raise Rejected(_refusal_text(refused, name, ""))
-        # one observation's shape: the metadata's, else the validation record's (learned by
-        # `gitreg validate` from the model and recorded for these very files), else a probe here
-        input_shape = meta.input_shape or _validated_shape(info)
-        if self.config.smoke_test:  # the same verified bytes, in a sandboxed child first
-            report = validate.check_policy(
-                policy_path, input_shape,
-                timeout_s=self.config.load_timeout, memory_mb=self.config.load_memory_mb,
-                allow_torchscript=policy.allow_torchscript, architecture=meta.architecture,
-                architecture_kwargs=meta.architecture_kwargs, architectures=allowed,
-            )  # fmt: skip
-            if not report.ok:
-                raise Rejected(f"sandboxed load failed: {report.detail}")
-            if report.kind != kind:
-                raise Rejected(f"the sandboxed load read {name} as {report.kind}, not {kind}")
-            input_shape = input_shape or report.input_shape  # the child probed as validate does
-        t0 = time.perf_counter()
-        if self._loader is not None:
-            loaded = self._loader(policy_path, meta)
-        else:
-            from gitreg.serve.runtime import StateDictPolicy, TorchPolicy
-
-            try:
-                if kind == "torchscript":
-                    loaded = TorchPolicy(policy_path, input_shape, self.config.threads)
-                else:
-                    loaded = StateDictPolicy(
-                        policy_path, str(meta.architecture), meta.architecture_kwargs,
-                        input_shape, allowed, self.config.threads,
-                    )  # fmt: skip
-                input_shape = loaded.learn_input_shape()  # the known shape, else the model's own
-                loaded.warm_up()
-            except Exception as e:
-                raise Rejected(f"load or warm-up failed: {_line(e)}") from None
+        if reg.get(version).model != model:
+            raise Rejected(f"{version} is a version of {reg.get(version).model}, not {model}")
+        c = self.config
+        options = LoadOptions(
+            require_signed=c.require_signed, allow_architectures=c.allow_architectures,
+            smoke_test=c.smoke_test, timeout_s=c.load_timeout, memory_mb=c.load_memory_mb,
+            threads=c.threads,
+        )  # fmt: skip
+        room, runner = self._make_room, self._loader
+        loaded = load(reg.ctx, version, self.cache, self._policy, options, make_room=room, runner=runner)
+        self._bundle_of[(model, version)] = loaded.folder
         return Served(
             model=model,
             version=version,
-            commit=info.commit,
-            predict=loaded.predict,
-            metadata=json.loads((target / "metadata.json").read_bytes()),
-            input_shape=input_shape,
-            platform="pytorch_torchscript" if kind == "torchscript" else "pytorch",
-            load_seconds=time.perf_counter() - t0,
+            commit=loaded.info.commit,
+            predict=loaded.runner.predict,
+            metadata=loaded.metadata,
+            input_shape=loaded.input_shape,
+            platform=loaded.platform,
+            load_seconds=loaded.load_seconds,
         )
-
-
-def _validated_shape(info: Any) -> list[int] | None:
-    """The input shape a passed validation record holds, if that record was made for exactly
-    these files (a note left from other bytes says nothing about them). Warm-up runs a forward
-    pass on it before the version serves, so a wrong shape is a rejected load, not a 422 flood."""
-    rec = info.validation
-    if rec is None or not rec.passed or not rec.input_shape:
-        return None
-    same = {(f.path, f.md5) for f in rec.files} == {(f.path, f.md5) for f in info.files}
-    return list(rec.input_shape) if same else None
-
-
-def _check_commit(reg: Any, info: Any) -> None:
-    """The tag's commit holds the model's folder, and its files agree with the tag's record:
-    every pointer parses and names its own file, every recorded file is in the commit (as a
-    pointer or as plain bytes) with the recorded md5, and no recorded path leaves the bundle.
-    A warm agent (bundle cached) and a cold one (pulling) refuse the same versions."""
-    from pathlib import PurePosixPath
-
-    from gitreg.store import POINTER_SUFFIX, parse_pointer
-
-    for f in info.files:
-        parts = PurePosixPath(f.path).parts
-        if not parts or PurePosixPath(f.path).is_absolute() or ".." in parts or "\\" in f.path:
-            raise Rejected(f"the tag records a file outside the bundle: {f.path!r}")
-    raw_manifest = reg.git.read_file(info.commit, mf.MANIFEST_FILE)
-    model_path = f"models/{info.model}"
-    if raw_manifest is not None:
-        try:
-            entry = mf.loads_bytes(raw_manifest).model.models.get(info.model)
-        except GitregError:
-            entry = None
-        if entry is not None:
-            model_path = entry.path
-    entries = [e for e in reg.git.list_tree(info.commit, model_path) if e.type == "blob"]
-    if not entries:
-        raise Rejected(f"the tag's commit {info.commit[:12]} has no {model_path}/")
-    prefix = model_path.rstrip("/") + "/"
-    raw = reg.git.read_objects(e.sha for e in entries)
-    found: dict[str, str] = {}  # file -> md5, from the commit
-    for e in entries:
-        rel = e.path[len(prefix) :] if e.path.startswith(prefix) else e.path
-        if rel.endswith(POINTER_SUFFIX):
-            try:
-                ptr = parse_pointer(raw[e.sha], e.path)
-            except (GitregError, KeyError) as err:
-                raise Rejected(f"{e.path} does not parse as a pointer: {_line(err)}") from None
-            file_rel = rel[: -len(POINTER_SUFFIX)]
-            if PurePosixPath(file_rel).name != ptr.path:
-                raise Rejected(f"{e.path} points at {ptr.path!r}, not its own file")
-            found[file_rel] = ptr.md5
-        elif e.sha in raw:
-            found.setdefault(rel, hashlib.md5(raw[e.sha], usedforsecurity=False).hexdigest())
-    for f in info.files:
-        if found.get(f.path) != f.md5:
-            why = (
-                "is not in it" if f.path not in found else f"has md5 {found[f.path]}, the tag records {f.md5}"
-            )
-            raise Rejected(f"{f.path} in the tag's commit {info.commit[:12]} {why}")
 
 
 def _transient(e: BaseException) -> str:
@@ -526,32 +401,10 @@ def _transient(e: BaseException) -> str:
     if isinstance(e, StorageError) and "neither the DVC cache nor the remote" in e.message:
         # the remote is away as often as the bytes are gone: say both, advise nothing rash
         return (
-            f"{_line(GitregError(e.message))}: retried on every sync (the DVC remote may be unreachable; "
+            f"{one_line(GitregError(e.message))}: retried on every sync (the DVC remote may be unreachable; "
             "if it is up, the bytes were deleted, as `dvc gc -w -c` does, or never uploaded: "
             "`dvc push` them from a clone that has them)"
         )
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         return f"no space left on the disk ({e.filename or 'the serve cache'}); retried on every sync"
-    return _line(e)
-
-
-def _line(e: BaseException) -> str:
-    """One line for /health and logs; URLs lose their credentials (git echoes them)."""
-    import re
-
-    text = str(e).strip() or type(e).__name__
-    return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", text.splitlines()[0][:300])
-
-
-def _refusal_text(refused: load_policy.Refusal, subject: str, by: str) -> str:
-    """The agent's words for a load-policy refusal (`/health`'s rejected and last_error)."""
-    if refused.rule == "signature":
-        return f"the tag's signature does not verify ({refused.reason}); {by} signed tags"
-    if refused.rule == "no-architecture":
-        return f"{subject} is a state dict: metadata.json names no architecture to load it into"
-    if refused.rule == "architecture":
-        return (
-            f"architecture {refused.architecture!r} is not allow-listed "
-            "(models.yaml policy.architectures, or gitreg serve --allow-architecture)"
-        )
-    return f"{subject} {refused.message}"
+    return one_line(e)

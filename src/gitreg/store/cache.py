@@ -1,5 +1,6 @@
-"""The agent's content-addressed bundle cache: ``<cache>/bundles/<key>/``, one folder per set of
-verified bytes whatever the version name, its size accounting and least-recently-used eviction.
+"""The content-addressed bundle cache of the deploy agent and ``gitreg.load``:
+``<cache>/bundles/<key>/``, one folder per set of verified bytes whatever the version name, its
+size accounting and least-recently-used eviction.
 
 A bundle is pulled into a ``.pull-*`` temp folder beside the others and renamed into place only
 once complete, so a folder under its key is always whole; a cached folder is re-verified (md5 of
@@ -31,6 +32,9 @@ class BundleFile(Protocol):
 class BundleCache:
     def __init__(self, root: Path) -> None:
         self.root = root  # the bundles/ folder
+        # beside it, never in it (what is in it is bundles, counted against --cache-max-bytes):
+        self.lock_file = root.with_name(root.name + ".lock")  # processes sharing it pull once
+        self.notes_dir = root.with_name(root.name + ".passed")  # smoke loads passed, by folder
 
     def folder_for(self, files: Iterable[BundleFile]) -> Path:
         """Content-addressed: the same bytes share one folder, whatever the version name."""
