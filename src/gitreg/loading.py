@@ -58,7 +58,6 @@ class Loaded:
 
     info: VersionInfo
     folder: Path  # its verified bytes in the cache
-    policy_file: str  # policy.pt | policy.safetensors
     platform: str  # pytorch_torchscript | pytorch
     metadata: dict[str, Any]  # metadata.json as the bundle holds it
     input_shape: list[int] | None  # one observation's
@@ -73,17 +72,21 @@ def load(
     policy: mf.LoadPolicy,
     options: LoadOptions,
     *,
+    model: str | None = None,
     make_room: Callable[[int], None] | None = None,
     runner: Runner | None = None,
 ) -> Loaded:
-    """Load ``version`` under ``policy`` (models.yaml's, where the version is followed) and
-    ``options``. ``make_room(bytes)`` runs before a pull into the cache (the agent's eviction)."""
+    """Load ``version`` (which must be ``model``'s, when given) under ``policy`` (models.yaml's,
+    where the version is followed) and ``options``. ``make_room(bytes)`` runs before a pull into
+    the cache (the agent's eviction)."""
     from gitreg import sandbox
     from gitreg.metadata import parse_metadata
     from gitreg.pull import pull
     from gitreg.store import policy_file
 
     info = catalog.get(ctx, version)
+    if model is not None and info.model != model:
+        raise Rejected(f"{version} is a version of {info.model}, not {model}")
     rules = load_policy.effective(
         policy, require_signed=options.require_signed, architectures=options.allow_architectures
     )
@@ -164,7 +167,6 @@ def load(
     return Loaded(
         info=info,
         folder=target,
-        policy_file=name,
         platform="pytorch_torchscript" if kind == "torchscript" else "pytorch",
         metadata=json.loads(raw_meta),
         input_shape=input_shape,

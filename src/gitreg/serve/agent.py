@@ -373,8 +373,6 @@ class Agent:
     def _load(self, reg: Any, model: str, version: str) -> Served:
         from gitreg.loading import LoadOptions, load
 
-        if reg.get(version).model != model:
-            raise Rejected(f"{version} is a version of {reg.get(version).model}, not {model}")
         c = self.config
         options = LoadOptions(
             require_signed=c.require_signed, allow_architectures=c.allow_architectures,
@@ -382,7 +380,9 @@ class Agent:
             threads=c.threads,
         )  # fmt: skip
         room, runner = self._make_room, self._loader
-        loaded = load(reg.ctx, version, self.cache, self._policy, options, make_room=room, runner=runner)
+        loaded = load(
+            reg.ctx, version, self.cache, self._policy, options, model=model, make_room=room, runner=runner
+        )
         self._bundle_of[(model, version)] = loaded.folder
         return Served(
             model=model,
